@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Set up the project's virtualenv if needed, then run one of its tasks.
+
+Why a Python script and not only a Makefile: the quick start promises two commands on a fresh
+machine that has Python 3.11 and nothing else. `python3 dev.py demo` and `python3 dev.py test`
+create `.venv`, install the project from pyproject.toml (again only when it changed), and run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".installed-from"
+
+TASKS: dict[str, list[str]] = {
+    "demo": ["customer360", "demo"],
+    "test": ["pytest", "-n", "2", "--durations=15"],
+    "lint": ["ruff", "check", "customer360", "customer360_tests", "benchmarks", "dev.py"],
+    "dev": ["dagster", "dev", "-w", "workspace.yaml"],
+    "bench": ["python", "benchmarks/run.py"],
+}
+
+
+def _requirements_fingerprint() -> str:
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+
+
+def ensure_venv() -> None:
+    if sys.version_info[:2] != (3, 11):
+        sys.exit(f"customer360 needs Python 3.11; this is {sys.version.split()[0]}")
+    if not (BIN / "python").exists():
+        print("creating .venv", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    fingerprint = _requirements_fingerprint()
+    if STAMP.exists() and STAMP.read_text() == fingerprint:
+        return
+    print("installing customer360 and its dependencies into .venv", flush=True)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
+    STAMP.write_text(fingerprint)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in TASKS:
+        print(f"usage: python3 dev.py {{{'|'.join(TASKS)}}} [extra args]", file=sys.stderr)
+        return 2
+    ensure_venv()
+    task, *extra = argv
+    command = TASKS[task]
+    env = dict(os.environ)
+    env.setdefault("DAGSTER_HOME", str(ROOT))
+    Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    executable = str(BIN / command[0]) if (BIN / command[0]).exists() else command[0]
+    return subprocess.run([executable, *command[1:], *extra], cwd=ROOT, env=env).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
