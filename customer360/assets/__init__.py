@@ -1,0 +1,1 @@
+"""Dagster assets: one factory per zone step, applied to every dataset contract."""

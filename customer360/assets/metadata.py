@@ -1,0 +1,31 @@
+"""Materialization metadata users look for in the UI: row counts, column schema, previews, rates."""
+
+import dagster as dg
+import pyarrow as pa
+
+
+def column_schema(fields: list[tuple[str, str]] | pa.Schema) -> dg.TableSchema:
+    pairs = [(f.name, str(f.type)) for f in fields] if isinstance(fields, pa.Schema) else fields
+    return dg.TableSchema(columns=[dg.TableColumn(name, type_name) for name, type_name in pairs])
+
+
+def preview(table: pa.Table, rows: int = 5) -> dg.MetadataValue:
+    """A small markdown table of the first rows, lineage columns last."""
+    head = table.slice(0, rows).to_pylist()
+    if not head:
+        return dg.MetadataValue.md("_no rows_")
+    names = [c for c in table.column_names if c != "_rescued_data"][:14]
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    lines += ["| " + " | ".join(_cell(row[n]) for n in names) + " |" for row in head]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")[:40]
+
+
+def key_list(keys: list[str], limit: int = 50) -> dg.MetadataValue:
+    shown = keys[:limit]
+    more = f"\n- … and {len(keys) - limit} more" if len(keys) > limit else ""
+    return dg.MetadataValue.md("\n".join(f"- `{k}`" for k in shown) + more if shown else "_none_")

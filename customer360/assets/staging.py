@@ -1,0 +1,61 @@
+"""staging/<dataset>: see ``customer360.zones.staging`` for what the step does.
+
+Dependencies mirror what the step reads, so Dagster's lineage, staleness and automation are right:
+the same day's clean partition, the same day's snapshots it joins, and for snapshots the previous day
+of itself (a late customers file for an earlier day makes every later snapshot stale).
+"""
+
+import dagster as dg
+
+from customer360.assets.metadata import column_schema
+from customer360.contracts import DATASETS, Dataset
+from customer360.lake.resource import LakeResource
+from customer360.partitions import daily_partitions, partition_day
+from customer360.zones.staging import build_staging
+
+PREVIOUS_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True)
+
+
+def staging_key_of(dataset: Dataset) -> dg.AssetKey:
+    return dg.AssetKey(["staging", dataset.staging_name])
+
+
+def build_staging_asset(dataset: Dataset) -> dg.AssetsDefinition:
+    deps: list[dg.AssetDep | dg.AssetKey] = [dg.AssetKey(["clean", dataset.name])]
+    deps += [staging_key_of(DATASETS[join.dataset]) for join in dataset.staging_joins]
+    if dataset.snapshot:
+        deps.append(dg.AssetDep(staging_key_of(dataset), partition_mapping=PREVIOUS_DAY))
+    shape = "snapshot of every record as of the day" if dataset.snapshot else "the day's rows, one per key"
+    joined = ", ".join(f"{j.dataset} ({', '.join(alias for _, alias in j.columns)})" for j in dataset.staging_joins)
+
+    @dg.asset(
+        key=staging_key_of(dataset),
+        deps=deps,
+        group_name="staging",
+        partitions_def=daily_partitions,
+        description=f"Analytics-ready {dataset.name}: {shape}, deduplicated on {', '.join(dataset.dedup_key)}"
+        + (f", joined with {joined}" if joined else "")
+        + f". Parquet under staging/{dataset.name}/dt=<day>/, sized for Snowflake COPY.",
+        kinds={"parquet", "s3"},
+    )
+    def staging(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        result = build_staging(lake.store(), dataset, partition_day(context))
+        context.log.info(
+            "staging/%s %s: %d rows in %d file(s) (%.2fs)",
+            dataset.staging_name,
+            context.partition_key,
+            result.rows,
+            len(result.keys),
+            result.seconds,
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": result.rows,
+                "dagster/column_schema": column_schema(result.schema),
+                "files": dg.MetadataValue.json(result.keys),
+                "rebuilt_from_history": result.rebuilt_from_history,
+                "seconds": round(result.seconds, 3),
+            }
+        )
+
+    return staging

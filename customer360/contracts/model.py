@@ -1,0 +1,173 @@
+"""The vocabulary a dataset contract is written in.
+
+Why declarative: every zone step (gate validation, typing and standardization in clean, the pandera
+models behind the asset checks, the staging and warehouse schemas) is generated from one declaration
+per dataset. Adding a dataset or a field is a change in one place: its contract module.
+
+A field names what the source sends (``source_name``, case-sensitive, as in the raw landing contract)
+and what the lake calls it after standardization (``name``, snake_case). Its ``kind`` says how a raw
+string becomes a typed value; ``rules`` say which typed values are acceptable.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+import pyarrow as pa
+
+
+class Kind(StrEnum):
+    """How a trimmed raw string becomes a typed value."""
+
+    TEXT = "text"  # kept as a string
+    LOWER_TEXT = "lower_text"  # kept as a string, lowercased (emails)
+    PHONE = "phone"  # normalized to E.164 (+ and digits), else a rule violation
+    INT = "int"
+    DECIMAL = "decimal"
+    FLAG = "flag"  # two source spellings mapped to a boolean (Yes/No, 0/1, true/false)
+    STATE = "state"  # a closed set of source spellings mapped to canonical snake_case states
+    TIMESTAMP = "timestamp"  # ISO-8601 with an offset, stored in UTC
+    DATE = "date"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a dataset as the source sends it and as the lake stores it."""
+
+    source_name: str
+    kind: Kind
+    name: str = ""
+    required: bool = False  # non-empty in every row
+    optional: bool = False  # may be absent from the header (newer source releases)
+    pattern: str | None = None  # full-match regular expression on the trimmed value
+    true_value: str | None = None  # FLAG: source spelling of True
+    false_value: str | None = None  # FLAG: source spelling of False
+    states: tuple[str, ...] = ()  # STATE: accepted source spellings, in order
+    minimum: Decimal | None = None  # inclusive lower bound for INT / DECIMAL
+    precision: int = 12  # DECIMAL
+    scale: int = 2  # DECIMAL: more fractional digits than this is a type violation
+    unique_in_file: bool = False
+    personal: bool = False  # personal data: masked before it leaves staging
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", snake_case(self.source_name))
+        if self.kind is Kind.FLAG and (self.true_value is None or self.false_value is None):
+            raise ValueError(f"flag field {self.source_name} needs true_value and false_value")
+        if self.kind is Kind.STATE and not self.states:
+            raise ValueError(f"state field {self.source_name} needs its states")
+        if self.required and self.optional:
+            raise ValueError(f"field {self.source_name} cannot be both required and optional")
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return ARROW_TYPES[self.kind](self)
+
+    def canonical_state(self, source_value: str) -> str:
+        return snake_case(source_value)
+
+    @property
+    def allowed_values(self) -> tuple[str, ...] | None:
+        """Source spellings accepted, for kinds with a closed set."""
+        if self.kind is Kind.FLAG:
+            return (str(self.true_value), str(self.false_value))
+        if self.kind is Kind.STATE:
+            return self.states
+        return None
+
+
+ARROW_TYPES = {
+    Kind.TEXT: lambda f: pa.string(),
+    Kind.LOWER_TEXT: lambda f: pa.string(),
+    Kind.PHONE: lambda f: pa.string(),
+    Kind.INT: lambda f: pa.int64(),
+    Kind.DECIMAL: lambda f: pa.decimal128(f.precision, f.scale),
+    Kind.FLAG: lambda f: pa.bool_(),
+    Kind.STATE: lambda f: pa.string(),
+    Kind.TIMESTAMP: lambda f: pa.timestamp("us", tz="UTC"),
+    Kind.DATE: lambda f: pa.date32(),
+}
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """A rule across fields of one row, evaluated on typed columns.
+
+    ``when_column``/``when_in`` restrict the rule to rows whose ``when_column`` (a canonical value) is one
+    of ``when_in``; ``require_null``/``require_not_null`` name columns that must be null / non-null there;
+    ``not_before`` compares two columns (``column >= other`` when both are present).
+    """
+
+    name: str
+    description: str
+    when_column: str | None = None
+    when_in: tuple[str, ...] = ()
+    when_not_in: tuple[str, ...] = ()
+    require_null: tuple[str, ...] = ()
+    not_before: tuple[str, str] | None = None  # (later column, earlier column)
+
+
+@dataclass(frozen=True)
+class StagingJoin:
+    """Staging enriches a dataset with columns of another dataset's staging snapshot of the same day."""
+
+    dataset: str  # the other dataset's name; its staging snapshot of the same day is joined
+    on: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...]  # (column in the other snapshot, name in this staging table)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset's contract: its raw fields and rules, and how each zone names and keys it."""
+
+    name: str  # the namespace in every zone: raw/<name>/, archive/<name>/, ...
+    version: str  # recorded on every clean file; bump on any change to fields or rules
+    fields: tuple[Field, ...]
+    description: str
+    staging_name: str  # the staging asset and warehouse table name
+    key: tuple[str, ...] = ()  # clean column names identifying one entity/event
+    dedup_key: tuple[str, ...] = ()  # staging keeps one row per this key
+    order_by: tuple[str, ...] = ()  # "newest record wins" ordering for snapshots
+    snapshot: bool = False  # staging is a snapshot of all entities as of the day
+    row_rules: tuple[RowRule, ...] = ()
+    staging_joins: tuple[StagingJoin, ...] = ()
+    # Above this share of rule-breaking rows the gate rejects the whole file.
+    max_bad_row_share: float = 0.05
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.fields]
+        duplicated = {n for n in names if names.count(n) > 1}
+        if duplicated:
+            raise ValueError(f"{self.name}: duplicate field names {sorted(duplicated)}")
+
+    @property
+    def source_names(self) -> tuple[str, ...]:
+        return tuple(f.source_name for f in self.fields)
+
+    @property
+    def header_fields(self) -> tuple[Field, ...]:
+        """Fields every file must carry in its header."""
+        return tuple(f for f in self.fields if not f.optional)
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name or f.source_name == name:
+                return f
+        raise KeyError(f"{self.name} has no field {name}")
+
+    @property
+    def typed_schema(self) -> pa.Schema:
+        """The standardized columns, without lineage."""
+        return pa.schema([pa.field(f.name, f.arrow_type, nullable=not f.required) for f in self.fields])
+
+
+def snake_case(text: str) -> str:
+    """``customerID`` -> ``customer_id``; ``No phone service`` -> ``no_phone_service``."""
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", text.strip())
+    text = re.sub(r"[^0-9A-Za-z]+", "_", text)
+    return text.strip("_").lower()

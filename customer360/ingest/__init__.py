@@ -1,0 +1,1 @@
+"""Ingestion: the gate between untrusted raw/ and trusted archive/."""

@@ -1,0 +1,290 @@
+"""The ingestion gate: every raw object ends exactly once in archive/ or rejected/, then leaves raw/.
+
+The move is ordered so that a crash between any two steps leaves a state the next run completes
+without loss or duplication:
+
+1. fetch the raw object to scratch and checksum it (sha256, md5);
+2. if the ledger already holds this arrival (same key, content, ETag and time), only step 6 is left;
+3. validate it against the contract (``processing.inspect``);
+4. copy it byte-for-byte, create-only, to archive/ (or to rejected/ with its report); a destination
+   that already holds the same bytes is a copy a crashed run made, reused as is; one holding other
+   bytes under the same name means this is a correction, written beside it as a new version;
+5. verify the copy (size, and MD5 against the S3 ETag where the lake is S3) and append the ledger entry;
+6. delete the raw object.
+
+Nothing here deletes or overwrites an archive object: archive writes are create-only and the lake
+store itself refuses deletes under archive/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import PurePosixPath
+
+from customer360.contracts import DATASETS, Dataset
+from customer360.lake import layout
+from customer360.lake.ledger import (
+    ARCHIVED,
+    DUPLICATE,
+    REJECTED,
+    Ledger,
+    LedgerEntry,
+    arrival_id,
+)
+from customer360.lake.store import LakeStore, ObjectExistsError, ObjectInfo
+from customer360.lake.transfer import LocalCopy, fetch, scratch_dir
+from customer360.processing.inspect import Verdict, inspect_file, reject
+
+REPORT_SUFFIX = ".report.json"
+
+
+class CopyVerificationError(Exception):
+    """The destination does not hold the bytes the gate wrote; the raw object is kept."""
+
+
+@dataclass
+class FileOutcome:
+    raw_key: str
+    outcome: str
+    destination_key: str | None
+    reasons: list[str] = field(default_factory=list)
+    report_key: str | None = None
+    rows: int = 0
+    bad_rows: int = 0
+    corrects: str | None = None
+
+
+@dataclass
+class GateRun:
+    dataset: str
+    day: date | None
+    files: list[FileOutcome] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # raw key -> unexpected error, left in raw
+
+    def of(self, outcome: str) -> list[FileOutcome]:
+        return [f for f in self.files if f.outcome == outcome]
+
+
+# Test hook: fault injection between the move's steps ("copied", "verified", "ledgered").
+FaultHook = Callable[[str, str], None]
+
+
+def _no_fault(step: str, key: str) -> None:
+    return None
+
+
+def run_gate(
+    store: LakeStore,
+    dataset: Dataset,
+    day: date,
+    *,
+    log: logging.Logger | None = None,
+    fault: FaultHook = _no_fault,
+) -> GateRun:
+    """Move every raw object of one dataset and day; one bad file never blocks the others."""
+    log = log or logging.getLogger(__name__)
+    run = GateRun(dataset.name, day)
+    ledger = Ledger(store)
+    for info in list(store.list(layout.raw_prefix(dataset.name, day))):
+        try:
+            run.files.append(admit(store, ledger, info, dataset=dataset, day=day, fault=fault))
+            log.info("%s -> %s %s", info.key, run.files[-1].outcome, run.files[-1].destination_key)
+        except Exception as error:  # noqa: BLE001 - isolate the file, report it, keep going
+            log.exception("gate could not move %s; it stays in raw/ for the next run", info.key)
+            run.errors[info.key] = f"{type(error).__name__}: {error}"
+    return run
+
+
+def admit(
+    store: LakeStore,
+    ledger: Ledger,
+    info: ObjectInfo,
+    *,
+    dataset: Dataset | None,
+    day: date | None,
+    unroutable_reason: tuple[str, str] | None = None,
+    fault: FaultHook = _no_fault,
+) -> FileOutcome:
+    """Move one raw object through steps 1-6 of the module docstring."""
+    source_name = PurePosixPath(info.key).name
+    dataset_name = dataset.name if dataset else layout.UNROUTABLE
+    partition = day.isoformat() if day else None
+    with scratch_dir() as folder:
+        copy = fetch(store, info.key, folder)
+        last_modified = info.last_modified.isoformat() if info.last_modified else None
+        entry_id = arrival_id(info.key, copy.sha256, info.etag, last_modified)
+        if ledger.has(dataset_name, partition, entry_id):
+            recorded = next(e for e in ledger.entries_of(dataset_name, partition) if e.entry_id == entry_id)
+            store.delete(info.key)
+            return FileOutcome(
+                info.key,
+                recorded.outcome,
+                recorded.destination_key,
+                list(recorded.reasons),
+                recorded.report_key,
+                recorded.rows or 0,
+            )
+
+        if unroutable_reason or dataset is None or day is None:
+            check, message = unroutable_reason or ("unroutable_key", "the key has no dataset and day")
+            verdict = reject(check, message)
+        else:
+            verdict = inspect_file(dataset, copy.path, source_name, day, copy.size)
+
+        earlier = ledger.entries_of(dataset_name, partition)
+        same_content = [e for e in earlier if e.sha256 == copy.sha256 and e.outcome == ARCHIVED]
+        corrects = None
+        report_key = None
+        if verdict.accepted and same_content:
+            outcome, destination = DUPLICATE, same_content[-1].destination_key
+        elif verdict.accepted:
+            assert dataset is not None and day is not None
+            outcome = ARCHIVED
+            destination, corrects = _write_versioned(
+                store, layout.archive_key(dataset.name, day, source_name), copy, create_only=True
+            )
+        else:
+            outcome = REJECTED
+            base = (
+                layout.rejected_key(dataset.name, day, source_name)
+                if dataset and day
+                else layout.unroutable_rejected_key(info.key)
+            )
+            destination, _ = _write_versioned(store, base, copy, create_only=False)
+            report_key = destination + REPORT_SUFFIX
+            store.put_bytes(report_key, _report(info, copy, dataset, partition, verdict, destination))
+        fault("copied", info.key)
+        _verify(store, destination, copy)
+        fault("verified", info.key)
+        entry = LedgerEntry(
+            entry_id=entry_id,
+            dataset=dataset_name,
+            partition=partition,
+            raw_key=info.key,
+            source_name=source_name,
+            size=copy.size,
+            sha256=copy.sha256,
+            etag=info.etag,
+            raw_last_modified=last_modified,
+            first_seen=datetime.now(UTC).isoformat(),
+            outcome=outcome,
+            destination_key=destination,
+            report_key=report_key,
+            reasons=tuple(verdict.reasons),
+            rows=verdict.rows,
+            contract_version=dataset.version if dataset else None,
+            corrects=corrects,
+            details={
+                "bad_rows": verdict.bad_rows,
+                "rule_counts": verdict.rule_counts,
+                "schema_diff": verdict.schema_diff,
+            },
+        )
+        ledger.append(entry)
+        fault("ledgered", info.key)
+        store.delete(info.key)
+        return FileOutcome(
+            info.key, outcome, destination, verdict.reasons, report_key, verdict.rows, verdict.bad_rows, corrects
+        )
+
+
+def _write_versioned(store: LakeStore, key: str, copy: LocalCopy, *, create_only: bool) -> tuple[str, str | None]:
+    """Write under ``key``; if other bytes hold it, as a new version beside them. Returns (key, superseded)."""
+    existing = store.head(key)
+    if existing is None:
+        try:
+            store.put_file(key, copy.path, create_only=create_only)
+            return key, None
+        except ObjectExistsError:
+            existing = store.head(key)  # a concurrent writer won the race; compare below
+    if existing is not None and _holds(store, key, existing, copy):
+        return key, None
+    versioned = _version_key(key, copy.sha256)
+    if store.head(versioned) is None:
+        # Exists already only when an earlier run wrote the same content and crashed before its ledger entry.
+        with contextlib.suppress(ObjectExistsError):
+            store.put_file(versioned, copy.path, create_only=create_only)
+    return versioned, key
+
+
+def _version_key(key: str, sha256: str) -> str:
+    """``crm.csv.gz`` -> ``crm.v-<sha12>.csv.gz``: beside the old version, same extension."""
+    path = PurePosixPath(key)
+    name = path.name
+    for extension in (".csv.gz", ".jsonl.gz", ".csv", ".jsonl"):
+        if name.lower().endswith(extension):
+            stem, ext = name[: -len(extension)], name[-len(extension) :]
+            break
+    else:
+        stem, ext = name, ""
+    return str(path.with_name(f"{stem}.v-{sha256[:12]}{ext}"))
+
+
+def _holds(store: LakeStore, key: str, info: ObjectInfo, copy: LocalCopy) -> bool:
+    """Whether the object at ``key`` holds exactly the bytes of ``copy``."""
+    if info.size != copy.size:
+        return False
+    if info.etag and _is_md5(info.etag):
+        return info.etag.strip('"') == copy.md5
+    with scratch_dir() as folder:
+        return fetch(store, key, folder).sha256 == copy.sha256
+
+
+def _verify(store: LakeStore, key: str, copy: LocalCopy) -> None:
+    info = store.head(key)
+    if info is None or not _holds(store, key, info, copy):
+        raise CopyVerificationError(f"{key} does not hold the {copy.size} bytes (sha256 {copy.sha256}) written")
+
+
+def _is_md5(etag: str) -> bool:
+    value = etag.strip('"')
+    return len(value) == 32 and "-" not in value and all(c in "0123456789abcdef" for c in value)
+
+
+def _report(
+    info: ObjectInfo,
+    copy: LocalCopy,
+    dataset: Dataset | None,
+    partition: str | None,
+    verdict: Verdict,
+    destination: str,
+) -> bytes:
+    """The machine-readable rejection report a person can act on (never the file's content)."""
+    report = {
+        "dataset": dataset.name if dataset else None,
+        "partition": partition,
+        "source_key": info.key,
+        "rejected_key": destination,
+        "size": copy.size,
+        "sha256": copy.sha256,
+        "contract_version": dataset.version if dataset else None,
+        "rejected_at": datetime.now(UTC).isoformat(),
+        "reasons": verdict.reasons,
+        "failed_checks": [f.as_dict() for f in verdict.failed],
+        "rows": verdict.rows,
+        "bad_rows": verdict.bad_rows,
+        "rule_counts": verdict.rule_counts,
+        "threshold": {"max_bad_row_share": verdict.max_bad_row_share, "bad_row_share": round(verdict.bad_row_share, 6)},
+        "schema_diff": verdict.schema_diff,
+        "header": verdict.header[:200],
+        "action": "; ".join(dict.fromkeys(f.as_dict()["action"] for f in verdict.failed)),  # type: ignore[misc]
+    }
+    return json.dumps(report, indent=2, default=str).encode()
+
+
+def route(key: str) -> tuple[Dataset | None, date | None, tuple[str, str] | None]:
+    """Which dataset and day a raw key belongs to, or why it belongs to none."""
+    parsed = layout.parse_raw_key(key)
+    if parsed is None:
+        return None, None, ("unroutable_key", f"{key!r} is not raw/<dataset>/<YYYY-MM-DD>/<file name>")
+    dataset = DATASETS.get(parsed.dataset)
+    if dataset is None:
+        return None, None, ("unknown_dataset", f"{parsed.dataset!r} is not one of {sorted(DATASETS)}")
+    if parsed.day is None:
+        return dataset, None, ("invalid_partition_date", f"{parsed.day_text!r} is not a valid YYYY-MM-DD date")
+    return dataset, parsed.day, None

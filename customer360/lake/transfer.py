@@ -1,0 +1,77 @@
+"""Moving bytes between the lake and local scratch files, with the checksums that prove a copy.
+
+Every step reads and writes through local files (streamed, never whole in memory): Arrow's readers and
+DuckDB want seekable local files, and the gate needs the bytes twice (validate, then copy) without
+fetching them twice from S3. A local-folder lake serves its own files directly, without a copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from customer360.lake.store import LakeStore
+
+CHUNK = 8 << 20
+
+
+@dataclass(frozen=True)
+class LocalCopy:
+    path: Path
+    size: int
+    sha256: str
+    md5: str
+
+
+def checksums(path: Path) -> tuple[int, str, str]:
+    sha, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            sha.update(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+    return size, sha.hexdigest(), md5.hexdigest()
+
+
+def local_path_of(store: LakeStore, key: str) -> Path | None:
+    """The file behind a key when the lake is a local folder (no copy needed), else None."""
+    resolve = getattr(store, "local_path", None)
+    return resolve(key) if callable(resolve) else None
+
+
+@contextmanager
+def scratch_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="customer360-") as folder:
+        yield Path(folder)
+
+
+def fetch(store: LakeStore, key: str, folder: Path) -> LocalCopy:
+    """A local, checksummed copy of one object (the object itself on a local lake)."""
+    path = local_path_of(store, key)
+    if path is None:
+        path = folder / key.replace("/", "__")
+        store.download(key, path)
+    size, sha, md5 = checksums(path)
+    return LocalCopy(path, size, sha, md5)
+
+
+def fetch_many(store: LakeStore, keys: list[str], folder: Path) -> list[Path]:
+    """Local paths for objects, without checksums (readers of trusted zones)."""
+    paths = []
+    for key in keys:
+        path = local_path_of(store, key)
+        if path is None:
+            path = folder / key.replace("/", "__")
+            store.download(key, path)
+        paths.append(path)
+    return paths
+
+
+def copy_file(source: Path, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, destination)

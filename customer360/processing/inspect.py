@@ -1,0 +1,163 @@
+"""Format validation of one raw file against its dataset's contract: the gate's verdict.
+
+Two levels, as the design asks. File-level defects (not UTF-8, broken compression, not CSV or JSON
+Lines, missing or duplicated header fields, ragged rows, no data rows) reject the whole file. Row-level
+defects (a value that breaks a rule) are tolerated below the dataset's threshold: the file is archived
+and those rows are quarantined in clean; above it the whole file is rejected. Every check that fails is
+reported with its count and a bounded sample of lines, never just the first error.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from customer360.contracts.model import Dataset
+from customer360.processing.formats import FormatError, StringBatches, detect_format
+from customer360.processing.standardize import ContractEvaluator, FileStats
+
+MAX_SAMPLES = 20
+
+# What a person should do about each reason.
+ACTIONS = {
+    "empty_object": "resend: the object has no bytes",
+    "unsupported_extension": "resend as .csv, .csv.gz, .jsonl or .jsonl.gz",
+    "unknown_dataset": "resend under raw/customers/, raw/plans/ or raw/activity_logs/",
+    "invalid_partition_date": "resend under raw/<dataset>/<YYYY-MM-DD>/ with the business date of the contents",
+    "unroutable_key": "resend under raw/<dataset>/<YYYY-MM-DD>/<file name>",
+    "not_utf8": "resend the file encoded as UTF-8",
+    "corrupt_compression": "resend: the compressed file is truncated or corrupt",
+    "unparseable_csv": "resend as RFC 4180 CSV (comma-separated, one header row)",
+    "invalid_json": "resend as JSON Lines: one JSON object per line",
+    "not_json_object": "resend as JSON Lines: one JSON object per line",
+    "line_too_long": "resend: a row is larger than any legitimate record",
+    "no_header": "resend with a header row naming the contract's fields",
+    "duplicate_header": "fix the header: each field name once",
+    "missing_required_fields": "fix the file, or propose a contract change if the source's layout changed",
+    "wrong_field_count": "fix the rows whose field count differs from the header and resend",
+    "header_only": "resend with its data rows: the file has a header and nothing else",
+    "too_many_bad_rows": "fix the rows listed and resend, or propose a contract change if the rules are wrong",
+}
+
+
+@dataclass
+class FailedCheck:
+    check: str
+    message: str
+    count: int = 1
+    samples: list[dict[str, object]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "check": self.check,
+            "message": self.message,
+            "count": self.count,
+            "samples": self.samples,
+            "action": ACTIONS.get(self.check, "inspect the report and resend"),
+        }
+
+
+@dataclass
+class Verdict:
+    """What the gate decided about one file, and everything the rejection report needs."""
+
+    accepted: bool
+    failed: list[FailedCheck] = field(default_factory=list)
+    rows: int = 0
+    bad_rows: int = 0
+    rule_counts: dict[str, int] = field(default_factory=dict)
+    header: list[str] = field(default_factory=list)
+    schema_diff: dict[str, list[str]] = field(default_factory=dict)
+    max_bad_row_share: float = 0.0
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f.check for f in self.failed]
+
+    @property
+    def bad_row_share(self) -> float:
+        return self.bad_rows / self.rows if self.rows else 0.0
+
+
+def reject(check: str, message: str, **extra: object) -> Verdict:
+    return Verdict(accepted=False, failed=[FailedCheck(check, message, **extra)])  # type: ignore[arg-type]
+
+
+def inspect_file(dataset: Dataset, path: Path, file_name: str, day: date, size: int) -> Verdict:
+    """Validate one local copy of a raw file; never raises for bad content."""
+    if size == 0:
+        return reject("empty_object", "the object is empty (0 bytes)")
+    file_format = detect_format(file_name)
+    if file_format is None:
+        return reject("unsupported_extension", f"{file_name!r} is not .csv, .csv.gz, .jsonl or .jsonl.gz")
+    batches = StringBatches(path, file_format)
+    try:
+        header = batches.read_header()
+    except FormatError as error:
+        return reject(error.reason, error.message, samples=_sample(error))
+    verdict = Verdict(accepted=True, header=header, max_bad_row_share=dataset.max_bad_row_share)
+    if not header or all(not name.strip() for name in header):
+        verdict.failed.append(FailedCheck("no_header", "the file has no header row / first JSON object"))
+        verdict.accepted = False
+        return verdict
+    duplicated = sorted(name for name, n in Counter(header).items() if n > 1)
+    if duplicated:
+        verdict.failed.append(FailedCheck("duplicate_header", f"header names repeated: {duplicated}", len(duplicated)))
+    missing = [f.source_name for f in dataset.header_fields if f.source_name not in header]
+    verdict.schema_diff = {
+        "missing": missing,
+        "unexpected": [name for name in header if name not in dataset.source_names],
+        "optional_absent": [f.source_name for f in dataset.fields if f.optional and f.source_name not in header],
+    }
+    if missing:
+        verdict.failed.append(
+            FailedCheck("missing_required_fields", f"header lacks contract fields {missing}", len(missing))
+        )
+    if verdict.failed:
+        verdict.accepted = False
+        return verdict
+    stats = FileStats()
+    evaluator = ContractEvaluator(dataset, header, file_name, day)
+    try:
+        for batch, first_line in batches:
+            stats.add(evaluator.evaluate(batch, first_line), MAX_SAMPLES)
+    except FormatError as error:
+        verdict.failed.append(FailedCheck(error.reason, error.message, samples=_sample(error)))
+        verdict.accepted = False
+        return verdict
+    verdict.rows, verdict.bad_rows, verdict.rule_counts = stats.rows, stats.quarantined_rows, stats.rule_counts
+    if batches.ragged_count:
+        samples = [
+            {"line": r.line, "expected_fields": r.expected, "actual_fields": r.actual, "text": r.text}
+            for r in batches.ragged_rows[:MAX_SAMPLES]
+        ]
+        verdict.failed.append(
+            FailedCheck(
+                "wrong_field_count",
+                f"{batches.ragged_count} rows have a field count other than the header's {len(header)}",
+                batches.ragged_count,
+                samples,
+            )
+        )
+    if stats.rows == 0 and not batches.ragged_count:
+        verdict.failed.append(FailedCheck("header_only", "the file has a header and no data rows", 0))
+    if verdict.rows and verdict.bad_row_share > dataset.max_bad_row_share:
+        verdict.failed.append(
+            FailedCheck(
+                "too_many_bad_rows",
+                f"{stats.quarantined_rows} of {stats.rows} rows ({verdict.bad_row_share:.1%}) break a rule; "
+                f"the {dataset.name} contract tolerates at most {dataset.max_bad_row_share:.1%}",
+                stats.quarantined_rows,
+                stats.samples,
+            )
+        )
+    verdict.accepted = not verdict.failed
+    return verdict
+
+
+def _sample(error: FormatError) -> list[dict[str, object]]:
+    if error.line is None and error.sample is None:
+        return []
+    return [{"line": error.line, "text": error.sample}]

@@ -1,0 +1,148 @@
+"""clean/<dataset>: the day's archived files, typed and standardized per the contract, as Parquet.
+
+Reads only archive/ (never raw/): the ledger names the current version of each archived file of the
+day, so a correction replaces its predecessor and a resend is not read twice. One Parquet file per
+source file keeps the zone granular and every row traceable (``_source_file``, ``_source_line``); rows
+that break a rule go to ``rejected/<dataset>/rows/`` with the rule, never dropped. Idempotent: the
+day's clean and quarantine prefixes are deleted, then rewritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import date
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from customer360.contracts import Dataset
+from customer360.lake import layout
+from customer360.lake.ledger import Ledger, current_archive_versions
+from customer360.lake.store import LakeStore
+from customer360.lake.transfer import fetch_many, scratch_dir
+from customer360.processing.formats import StringBatches, detect_format
+from customer360.processing.standardize import QUARANTINE_SCHEMA, ContractEvaluator, FileStats, clean_schema
+
+PARQUET_COMPRESSION = "zstd"
+
+
+@dataclass
+class CleanFile:
+    archive_key: str
+    clean_key: str
+    quarantine_key: str | None
+    rows_archived: int
+    stats: FileStats
+
+
+@dataclass
+class CleanResult:
+    dataset: str
+    day: date
+    files: list[CleanFile] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rows_archived(self) -> int:
+        return sum(f.rows_archived for f in self.files)
+
+    @property
+    def rows_clean(self) -> int:
+        return sum(f.stats.clean_rows for f in self.files)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(f.stats.quarantined_rows for f in self.files)
+
+    @property
+    def rule_counts(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for f in self.files:
+            for rule, count in f.stats.rule_counts.items():
+                totals[rule] = totals.get(rule, 0) + count
+        return totals
+
+    @property
+    def rescued_columns(self) -> list[str]:
+        return sorted({c for f in self.files for c in f.stats.rescued_columns})
+
+
+def clean_partition(store: LakeStore, dataset: Dataset, day: date, log: logging.Logger | None = None) -> CleanResult:
+    log = log or logging.getLogger(__name__)
+    started = time.perf_counter()
+    result = CleanResult(dataset.name, day)
+    sources = current_archive_versions(Ledger(store).entries(dataset.name, day))
+    store.delete_prefix(layout.clean_prefix(dataset.name, day))
+    store.delete_prefix(layout.quarantine_prefix(dataset.name, day))
+    for entry in sources:
+        assert entry.destination_key is not None
+        result.files.append(
+            _clean_file(store, dataset, day, entry.destination_key, entry.source_name, entry.rows or 0, log)
+        )
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _clean_file(
+    store: LakeStore,
+    dataset: Dataset,
+    day: date,
+    archive_key: str,
+    source_name: str,
+    rows_archived: int,
+    log: logging.Logger,
+) -> CleanFile:
+    file_format = detect_format(source_name)
+    assert file_format is not None, f"archived file {archive_key} has no accepted extension"
+    stats = FileStats()
+    clean_key = layout.clean_prefix(dataset.name, day) + layout.parquet_name(source_name)
+    quarantine_key = layout.quarantine_prefix(dataset.name, day) + layout.parquet_name(source_name)
+    with scratch_dir() as folder:
+        (path,) = fetch_many(store, [archive_key], folder)
+        batches = StringBatches(path, file_format)
+        evaluator = ContractEvaluator(dataset, batches.read_header(), archive_key, day)
+        stats.rescued_columns = evaluator.rescued_columns
+        clean_path, quarantine_path = folder / "clean.parquet", folder / "quarantine.parquet"
+        quarantine_writer: pq.ParquetWriter | None = None
+        started = time.perf_counter()
+        with pq.ParquetWriter(clean_path, clean_schema(dataset), compression=PARQUET_COMPRESSION) as writer:
+            for batch, first_line in batches:
+                batch_result = evaluator.evaluate(batch, first_line)
+                stats.add(batch_result)
+                writer.write_table(batch_result.clean)
+                if batch_result.quarantine.num_rows:
+                    if quarantine_writer is None:
+                        quarantine_writer = pq.ParquetWriter(
+                            quarantine_path, QUARANTINE_SCHEMA, compression=PARQUET_COMPRESSION
+                        )
+                    quarantine_writer.write_table(batch_result.quarantine)
+                if stats.rows and stats.rows % 1_000_000 < batch.num_rows:
+                    rate = stats.rows / max(time.perf_counter() - started, 1e-9)
+                    log.info("%s: %d rows typed (%.0f rows/s)", source_name, stats.rows, rate)
+        if quarantine_writer is not None:
+            quarantine_writer.close()
+        store.put_file(clean_key, clean_path)
+        if quarantine_writer is not None:
+            store.put_file(quarantine_key, quarantine_path)
+    return CleanFile(archive_key, clean_key, quarantine_key if quarantine_writer else None, rows_archived, stats)
+
+
+def read_clean(store: LakeStore, dataset: Dataset, day: date) -> pa.Table:
+    """The day's clean rows as one table (small datasets and tests; big ones are read by DuckDB)."""
+    keys = [o.key for o in store.list(layout.clean_prefix(dataset.name, day)) if o.key.endswith(".parquet")]
+    return _read_parquet(store, keys, clean_schema(dataset))
+
+
+def read_quarantine(store: LakeStore, dataset: Dataset, day: date) -> pa.Table:
+    keys = [o.key for o in store.list(layout.quarantine_prefix(dataset.name, day)) if o.key.endswith(".parquet")]
+    return _read_parquet(store, keys, QUARANTINE_SCHEMA)
+
+
+def _read_parquet(store: LakeStore, keys: list[str], schema: pa.Schema) -> pa.Table:
+    if not keys:
+        return schema.empty_table()
+    with scratch_dir() as folder:
+        tables = [pq.read_table(path) for path in fetch_many(store, keys, folder)]
+        return pa.concat_tables(tables, promote_options="default")

@@ -1,0 +1,207 @@
+"""staging/<dataset>: analytics-ready, deduplicated, joined, snapshot-style Parquet sized for COPY.
+
+Two shapes, chosen by the contract:
+
+- snapshot datasets (customers, plans): the day's partition is every entity as of that day: the
+  previous day's snapshot plus the day's clean records, newest record per key winning (the contract's
+  ``order_by``). When the previous snapshot does not exist (the first day, or a gap), it is rebuilt from
+  every clean partition up to the day, so any day can be replayed on its own.
+- event datasets (activity): the day's clean events, one row per ``dedup_key``.
+
+Both are enriched with the contract's ``staging_joins`` against other snapshots of the same day.
+DuckDB does the set work inside the step, with a memory limit and a spill folder, so a day of tens of
+millions of events stays within bounded memory. Output files are capped in size (Snowflake loads
+100-250 MB compressed files best) and named ``part-NNNNN.parquet``. Idempotent: the day's prefix is
+deleted, then rewritten.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from customer360.contracts import DATASETS, Dataset
+from customer360.lake import layout
+from customer360.lake.store import LakeStore
+from customer360.lake.transfer import fetch_many, scratch_dir
+
+STAGING_FILE_BYTES = "200MB"
+DUCKDB_MEMORY_LIMIT = "600MB"
+
+
+@dataclass
+class StagingResult:
+    dataset: str
+    day: date
+    keys: list[str] = field(default_factory=list)
+    rows: int = 0
+    input_rows: int = 0
+    seconds: float = 0.0
+    rebuilt_from_history: bool = False
+    schema: list[tuple[str, str]] = field(default_factory=list)
+
+
+def parquet_keys(store: LakeStore, prefix: str) -> list[str]:
+    return [o.key for o in store.list(prefix) if o.key.endswith(".parquet")]
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _paths_sql(paths: list[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
+def build_staging(store: LakeStore, dataset: Dataset, day: date) -> StagingResult:
+    started = time.perf_counter()
+    result = StagingResult(dataset.name, day)
+    with scratch_dir() as folder:
+        connection = _connect(folder)
+        clean_keys = parquet_keys(store, layout.clean_prefix(dataset.name, day))
+        if dataset.snapshot:
+            source_sql = _snapshot_source(store, dataset, day, clean_keys, folder, result)
+        else:
+            source_sql = _event_source(store, dataset, clean_keys, folder)
+        if source_sql is None:
+            store.delete_prefix(layout.staging_prefix(dataset.name, day))
+            result.seconds = time.perf_counter() - started
+            return result
+        query = _enriched(store, dataset, day, source_sql, folder)
+        output = folder / "out"
+        connection.execute(
+            f"COPY ({query}) TO '{output}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 500000, "
+            f"FILE_SIZE_BYTES '{STAGING_FILE_BYTES}', FILENAME_PATTERN 'part-{{i}}')"
+        )
+        connection.close()
+        files = sorted(output.glob("*.parquet"), key=lambda p: int(p.stem.split("-")[-1]))
+        store.delete_prefix(layout.staging_prefix(dataset.name, day))
+        for index, path in enumerate(files):
+            key = f"{layout.staging_prefix(dataset.name, day)}part-{index:05d}.parquet"
+            store.put_file(key, path)
+            result.keys.append(key)
+            result.rows += pq.ParquetFile(path).metadata.num_rows
+        if files:
+            schema = pq.read_schema(files[0])
+            result.schema = [(f.name, str(f.type)) for f in schema]
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _connect(folder: Path) -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect(
+        config={
+            "memory_limit": DUCKDB_MEMORY_LIMIT,
+            "temp_directory": str(folder / "spill"),
+            "preserve_insertion_order": False,
+        }
+    )
+    connection.execute("SET TimeZone = 'UTC'")
+    return connection
+
+
+def _event_source(store: LakeStore, dataset: Dataset, clean_keys: list[str], folder: Path) -> str | None:
+    if not clean_keys:
+        return None
+    paths = fetch_many(store, clean_keys, folder)
+    order = ", ".join(f"{_quote(c)}" for c in dataset.order_by) or "_source_file, _source_line"
+    keys = ", ".join(_quote(c) for c in dataset.dedup_key)
+    return (
+        f"SELECT * FROM read_parquet({_paths_sql(paths)}, union_by_name = true) "
+        f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
+    )
+
+
+def _snapshot_source(
+    store: LakeStore,
+    dataset: Dataset,
+    day: date,
+    clean_keys: list[str],
+    folder: Path,
+    result: StagingResult,
+) -> str | None:
+    """Previous snapshot + the day's records; or every clean day up to this one when there is no previous."""
+    previous_keys = parquet_keys(store, layout.staging_prefix(dataset.name, day - timedelta(days=1)))
+    joined = {alias for join in dataset.staging_joins for _, alias in join.columns}
+    parts: list[str] = []
+    if previous_keys:
+        previous = fetch_many(store, previous_keys, folder)
+        excluded = ", ".join(_quote(c) for c in ["partition_date", *sorted(joined)])
+        parts.append(f"SELECT * EXCLUDE ({excluded}) FROM read_parquet({_paths_sql(previous)}, union_by_name = true)")
+        history = clean_keys
+    else:
+        result.rebuilt_from_history = True
+        history = [
+            key
+            for prefix in store.list_prefixes(f"clean/{dataset.name}/")
+            if _day_of(prefix) is not None and _day_of(prefix) <= day  # type: ignore[operator]
+            for key in parquet_keys(store, prefix)
+        ]
+    if history:
+        paths = fetch_many(store, history, folder)
+        parts.append(
+            f"SELECT * EXCLUDE (partition_date), partition_date AS _record_date "
+            f"FROM read_parquet({_paths_sql(paths)}, union_by_name = true)"
+        )
+    if not parts:
+        return None
+    union = " UNION ALL BY NAME ".join(f"({part})" for part in parts)
+    order = ", ".join(f"{_quote(c)} DESC NULLS LAST" for c in dataset.order_by)
+    keys = ", ".join(_quote(c) for c in dataset.dedup_key)
+    return f"SELECT * FROM ({union}) QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
+
+
+def _enriched(store: LakeStore, dataset: Dataset, day: date, source_sql: str, folder: Path) -> str:
+    """The source rows, stamped with the day, plus the columns the contract's staging joins bring."""
+    select = ["s.*"]
+    joins: list[str] = []
+    for index, join in enumerate(dataset.staging_joins):
+        other = DATASETS[join.dataset]
+        alias = f"j{index}"
+        keys = parquet_keys(store, layout.staging_prefix(other.name, day))
+        columns = ", ".join(f"{_quote(c)}" for c in join.on)
+        wanted = ", ".join(_quote(c) for c, _ in join.columns)
+        if keys:
+            paths = fetch_many(store, keys, folder)
+            relation = f"(SELECT DISTINCT ON ({columns}) {columns}, {wanted} FROM read_parquet({_paths_sql(paths)}))"
+        else:
+            types = _column_types(other, [c for c, _ in join.columns] + list(join.on))
+            nulls = ", ".join(f"NULL::{types[c]} AS {_quote(c)}" for c in [*join.on, *[c for c, _ in join.columns]])
+            relation = f"(SELECT {nulls} WHERE false)"
+        joins.append(f"LEFT JOIN {relation} {alias} USING ({columns})")
+        for column, name in join.columns:
+            if column not in join.on or name != column:
+                select.append(f"{alias}.{_quote(column)} AS {_quote(name)}")
+    # Snapshot sources carry _record_date instead of partition_date; events keep their own until here.
+    carried = "*" if dataset.snapshot else "* EXCLUDE (partition_date)"
+    source = f"(SELECT DATE '{day.isoformat()}' AS partition_date, {carried} FROM ({source_sql}))"
+    return f"SELECT {', '.join(select)} FROM {source} s {' '.join(joins)}"
+
+
+def _column_types(dataset: Dataset, columns: list[str]) -> dict[str, str]:
+    mapping = {"string": "VARCHAR", "int64": "BIGINT", "bool": "BOOLEAN", "date32[day]": "DATE"}
+    types = {}
+    for column in columns:
+        arrow_type = str(dataset.field(column).arrow_type)
+        if arrow_type.startswith("decimal128"):
+            types[column] = arrow_type.replace("decimal128", "DECIMAL")
+        elif arrow_type.startswith("timestamp"):
+            types[column] = "TIMESTAMPTZ"
+        else:
+            types[column] = mapping[arrow_type]
+    return types
+
+
+def _day_of(prefix: str) -> date | None:
+    part = prefix.rstrip("/").rsplit("/", 1)[-1]
+    if not part.startswith("dt="):
+        return None
+    try:
+        return date.fromisoformat(part[3:])
+    except ValueError:
+        return None
