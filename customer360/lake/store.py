@@ -15,6 +15,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+ARCHIVE_PREFIX = "archive/"
+TEMP_NAME_PREFIX = ".tmp-"
+"""Names the local backend gives half-written files; never valid in a key, so never listed."""
+
 
 class ObjectExistsError(Exception):
     """A create-only write found the key already present (the archive is immutable)."""
@@ -24,8 +28,86 @@ class ObjectExistsError(Exception):
         self.key = key
 
 
+class ImmutableZoneError(PermissionError):
+    """A delete or overwrite reached into the archive zone, which only ever grows.
+
+    A PermissionError because that is what it is to the caller: the operation is forbidden no matter
+    how often it is retried, unlike ObjectExistsError which a re-run treats as "already archived".
+    """
+
+    def __init__(self, key: str, operation: str) -> None:
+        super().__init__(f"{operation} refused for {key!r}: the archive zone ({ARCHIVE_PREFIX}) is immutable")
+        self.key = key
+        self.operation = operation
+
+    def __reduce__(self) -> tuple[type[ImmutableZoneError], tuple[str, str]]:
+        # OSError pickles as cls(*args) with the formatted message; errors crossing process
+        # boundaries (multiprocess executor) must come back with key and operation intact.
+        return (type(self), (self.key, self.operation))
+
+
+def check_key(key: str) -> str:
+    """Reject keys that only one backend could store, so both behave identically.
+
+    S3 would accept ``a//b`` or ``../x`` as opaque strings, but the local folder cannot represent the
+    first and would escape its root with the second; a ``.tmp-`` segment would be an object the local
+    listing hides. Refusing them on both backends keeps "works locally" meaning "works on S3".
+
+    Applied to every write, and by the local backend to every key it turns into a path. S3 reads and
+    deletes accept any key a listing returned, since upstream systems may land keys we never would.
+    """
+    if not key or key.startswith("/") or key.endswith("/") or "\\" in key:
+        raise ValueError(f"invalid lake key {key!r}: must be a non-empty relative '/'-separated path")
+    for segment in key.split("/"):
+        if segment in ("", ".", "..") or segment.startswith(TEMP_NAME_PREFIX):
+            raise ValueError(f"invalid lake key {key!r}: bad path segment {segment!r}")
+    return key
+
+
+def check_prefix(prefix: str) -> str:
+    """Prefixes may end mid-name (like S3), but their complete segments follow the key rules."""
+    if prefix:
+        directory = prefix.rpartition("/")[0]
+        if directory:
+            check_key(directory)
+        elif prefix.startswith("/"):
+            raise ValueError(f"invalid lake prefix {prefix!r}: must be relative")
+    return prefix
+
+
+def in_archive(key: str) -> bool:
+    return key.startswith(ARCHIVE_PREFIX)
+
+
+def guard_put(key: str, *, create_only: bool) -> None:
+    """Archive objects may be created but never replaced: only create-only writes may touch it."""
+    check_key(key)
+    if in_archive(key) and not create_only:
+        raise ImmutableZoneError(key, "put without create_only")
+
+
+def guard_delete(key: str) -> None:
+    # No check_key here: on S3, upstream systems may have landed keys this lake would never write,
+    # and the pipeline must still be able to move them out of raw/. The local backend validates
+    # every key it maps to a path anyway.
+    if in_archive(key):
+        raise ImmutableZoneError(key, "delete")
+
+
+def guard_delete_prefix(prefix: str) -> None:
+    """Refuse any prefix that could match an archive key, including ``""`` and ``"arch"``.
+
+    Checked before anything is deleted, so a refused call removes nothing rather than everything up
+    to the first archive key.
+    """
+    if in_archive(prefix) or ARCHIVE_PREFIX.startswith(prefix):
+        raise ImmutableZoneError(prefix, "delete_prefix")
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
+    """What a listing knows about an object; ``etag`` changes whenever the content may have."""
+
     key: str
     size: int
     etag: str | None
