@@ -46,6 +46,7 @@ def test_put_bytes_roundtrip_and_head(lake: LakeStore) -> None:
     assert info.etag
     assert info.last_modified is not None
     assert abs(info.last_modified - datetime.now(UTC)) < timedelta(minutes=5)
+    assert info.last_modified.isoformat().endswith("+00:00")  # same rendering on both backends
 
     # An ordinary (non-archive) overwrite replaces the content, and the etag tells a poller so even
     # though the size is unchanged.

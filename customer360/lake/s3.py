@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -71,7 +72,7 @@ class S3LakeStore:
                     key=key,
                     size=obj["Size"],
                     etag=_etag(obj.get("ETag")),
-                    last_modified=obj.get("LastModified"),
+                    last_modified=_utc(obj.get("LastModified")),
                 )
 
     def list_prefixes(self, prefix: str) -> list[str]:
@@ -97,7 +98,7 @@ class S3LakeStore:
             key=key,
             size=response["ContentLength"],
             etag=_etag(response.get("ETag")),
-            last_modified=response.get("LastModified"),
+            last_modified=_utc(response.get("LastModified")),
         )
 
     def open_read(self, key: str) -> BinaryIO:
@@ -219,6 +220,12 @@ class _StreamingBodyRaw(io.RawIOBase):
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # botocore parses timestamps with dateutil's tzlocal()/tzutc(); normalise to datetime.UTC like the
+    # local backend so isoformat() and serialised metadata read the same whichever lake produced them.
+    return value.astimezone(UTC) if value is not None else None
 
 
 def _etag(raw: str | None) -> str | None:
