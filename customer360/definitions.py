@@ -13,10 +13,10 @@ from customer360.assets.clean import build_clean_asset
 from customer360.assets.gate import build_gate_asset
 from customer360.assets.raw import build_raw_asset
 from customer360.assets.staging import build_staging_asset
+from customer360.assets.unroutable import UNROUTABLE_KEY, unroutable_raw_files
 from customer360.assets.warehouse import build_warehouse_asset
 from customer360.contracts import DATASETS
 from customer360.lake.resource import LakeResource, lake_resource_from_env
-from customer360.partitions import daily_partitions
 from customer360.warehouse.resource import WarehouseResource, warehouse_resource_from_env
 
 ZONE_FACTORIES = (build_raw_asset, build_gate_asset, build_clean_asset, build_staging_asset, build_warehouse_asset)
@@ -25,13 +25,21 @@ PIPELINE_JOB_NAME = "customer360_pipeline"
 
 
 def build_assets() -> list[dg.AssetsDefinition]:
-    return [factory(dataset) for dataset in DATASETS.values() for factory in ZONE_FACTORIES]
+    zone_assets = [factory(dataset) for dataset in DATASETS.values() for factory in ZONE_FACTORIES]
+    return [*zone_assets, unroutable_raw_files]
 
+
+UNROUTABLE_JOB_NAME = "reject_unroutable_raw_files"
+
+unroutable_job = dg.define_asset_job(
+    UNROUTABLE_JOB_NAME,
+    selection=dg.AssetSelection.assets(UNROUTABLE_KEY),
+    description="Move raw objects that name no dataset or day to rejected/_unroutable/ with a report.",
+)
 
 pipeline_job = dg.define_asset_job(
     PIPELINE_JOB_NAME,
-    selection=dg.AssetSelection.all(),
-    partitions_def=daily_partitions,
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(UNROUTABLE_KEY),
     description="Every zone of every dataset for one day: raw -> gate -> clean -> staging -> warehouse.",
 )
 
@@ -39,7 +47,7 @@ pipeline_job = dg.define_asset_job(
 def build_definitions(lake: LakeResource, warehouse: WarehouseResource) -> dg.Definitions:
     return dg.Definitions(
         assets=build_assets(),
-        jobs=[pipeline_job],
+        jobs=[pipeline_job, unroutable_job],
         resources={"lake": lake, "warehouse": warehouse},
     )
 

@@ -18,7 +18,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from customer360.contracts import DATASETS
-from customer360.definitions import PIPELINE_JOB_NAME, build_definitions
+from customer360.definitions import PIPELINE_JOB_NAME, UNROUTABLE_JOB_NAME, build_definitions
 from customer360.generator import generate_demo_data
 from customer360.lake import layout
 from customer360.lake.ledger import ARCHIVED, DUPLICATE, REJECTED, Ledger
@@ -70,6 +70,10 @@ def run_demo(*, start: date, days: int, seed: int, keep: bool, customers: int, e
     job = defs.resolve_job_def(PIPELINE_JOB_NAME)
     instance = dg.DagsterInstance.get()
     failed: list[str] = []
+    unroutable = defs.resolve_job_def(UNROUTABLE_JOB_NAME).execute_in_process(instance=instance, raise_on_error=False)
+    moved = Ledger(store).entries("_unroutable")
+    print(f"  unroutable raw files: run {unroutable.run_id[:8]}  {'ok' if unroutable.success else 'FAILED'}  "
+          f"{len(moved)} rejected: {', '.join(e.raw_key for e in moved) or '-'}")
     for offset in range(days):
         day = start + timedelta(days=offset)
         run_started = time.perf_counter()

@@ -1,6 +1,6 @@
 """Where each zone keeps a dataset's files: the bucket layout in one place.
 
-``raw/`` and ``archive/`` keep the upstream business date as ``<YYYY-MM-DD>/`` (the landing contract's
+``raw/``, ``archive/`` and ``rejected/`` (files) keep the upstream business date as ``<YYYY-MM-DD>/`` (the landing contract's
 layout, so an archived key reads like the raw key it came from); the zones the pipeline writes use
 Hive-style ``dt=YYYY-MM-DD/`` so engines (DuckDB, Snowflake, Spark) can prune on it.
 """
@@ -19,7 +19,7 @@ _RAW_KEY = re.compile(r"^raw/(?P<dataset>[^/]+)/(?P<day>[^/]+)/(?P<name>[^/].*)$
 
 
 def day_prefix(zone: str, dataset: str, day: date) -> str:
-    if zone in ("raw", "archive"):
+    if zone in ("raw", "archive", "rejected"):
         return f"{zone}/{dataset}/{day.isoformat()}/"
     return f"{zone}/{dataset}/dt={day.isoformat()}/"
 

@@ -129,6 +129,10 @@ class LocalLakeStore:
             self.delete(key)
         return len(keys)
 
+    def local_path(self, key: str) -> Path:
+        """The file behind ``key``: readers open it in place instead of copying it to scratch."""
+        return self._path(key)
+
     # -- internals ----------------------------------------------------------------------------------
 
     def _path(self, key: str) -> Path:

@@ -180,7 +180,9 @@ def _enriched(store: LakeStore, dataset: Dataset, day: date, source_sql: str, fo
     # Snapshot sources carry _record_date instead of partition_date; events keep their own until here.
     carried = "*" if dataset.snapshot else "* EXCLUDE (partition_date)"
     source = f"(SELECT DATE '{day.isoformat()}' AS partition_date, {carried} FROM ({source_sql}))"
-    return f"SELECT {', '.join(select)} FROM {source} s {' '.join(joins)}"
+    # A stable order makes a replayed day byte-for-byte the same staging files.
+    order = ", ".join(f"s.{_quote(c)}" for c in dataset.dedup_key)
+    return f"SELECT {', '.join(select)} FROM {source} s {' '.join(joins)} ORDER BY {order}"
 
 
 def _column_types(dataset: Dataset, columns: list[str]) -> dict[str, str]:

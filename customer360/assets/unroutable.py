@@ -1,0 +1,35 @@
+"""rejected/unroutable: raw objects outside ``raw/<dataset>/<YYYY-MM-DD>/``, rejected with a reason.
+
+Not partitioned: such an object has no valid day by definition. The raw sensor requests it whenever a
+listing finds one; the demo and a user can materialize it at any time (it is idempotent: an empty raw/
+moves nothing).
+"""
+
+import dagster as dg
+
+from customer360.assets.metadata import key_list
+from customer360.ingest.unroutable import reject_unroutable
+from customer360.lake.resource import LakeResource
+
+UNROUTABLE_KEY = dg.AssetKey(["rejected", "unroutable"])
+
+
+@dg.asset(
+    key=UNROUTABLE_KEY,
+    group_name="rejected",
+    description="Raw objects naming no known dataset or no valid business date, moved to rejected/_unroutable/ "
+    "with a JSON report each.",
+    kinds={"s3"},
+)
+def unroutable_raw_files(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    run = reject_unroutable(lake.store(), log=context.log)
+    if run.errors:
+        raise dg.Failure(description=f"{len(run.errors)} object(s) could not be moved",
+                         metadata={"errors": dg.MetadataValue.json(run.errors)})
+    return dg.MaterializeResult(
+        metadata={
+            "files_rejected": len(run.files),
+            "reasons": dg.MetadataValue.json({f.raw_key: f.reasons for f in run.files}),
+            "report_keys": key_list([str(f.report_key) for f in run.files]),
+        }
+    )
