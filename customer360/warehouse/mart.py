@@ -1,0 +1,205 @@
+"""The Customer 360 mart: one row per customer per day, the product this pipeline is named for.
+
+Each ``mart_date`` row joins the customer snapshot of that day (profile, current plan and fee, tenure,
+churn flag) with usage over the trailing 30 days ending at ``mart_date`` (partitions mart_date-29 ..
+mart_date of ``activity``). Like the loads, a day is rebuilt by delete + insert in one transaction, so
+a rebuild after a corrected staging day replaces the mart day instead of adding to it.
+
+Personal data: ``email`` and ``msisdn`` never reach the mart; it carries their SHA-256 (hex) of the
+trimmed, lower-cased value, so marts can still be joined on them without exposing the raw values.
+
+Why one template rendered per dialect: the statement is identical on DuckDB and Snowflake except for
+the bind placeholder syntax and the hash function (DuckDB ``sha256(x)``, Snowflake ``SHA2(x, 256)``).
+``MART_SQL`` holds the rendered statements side by side, so each dialect's SQL can be read in full.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+
+from customer360.warehouse.base import Dialect, Warehouse
+
+MART_TABLE = "customer_360"
+WINDOW_DAYS = 30
+
+# The mart's columns; the backends map them to their own types (as for staging tables).
+MART_SCHEMA = pa.schema(
+    [
+        pa.field("mart_date", pa.date32(), nullable=False),
+        pa.field("customer_id", pa.string(), nullable=False),
+        pa.field("gender", pa.string()),
+        pa.field("senior_citizen", pa.bool_()),
+        pa.field("partner", pa.bool_()),
+        pa.field("dependents", pa.bool_()),
+        pa.field("contract", pa.string()),
+        pa.field("payment_method", pa.string()),
+        pa.field("internet_service", pa.string()),
+        pa.field("plan_id", pa.string()),
+        pa.field("plan_name", pa.string()),
+        pa.field("plan_monthly_fee", pa.decimal128(12, 2)),
+        pa.field("tenure", pa.int64()),
+        pa.field("churn", pa.bool_()),
+        pa.field("email_sha256", pa.string()),
+        pa.field("msisdn_sha256", pa.string()),
+        pa.field("voice_minutes_30d", pa.decimal128(18, 2), nullable=False),
+        pa.field("sms_count_30d", pa.int64(), nullable=False),
+        pa.field("data_mb_30d", pa.decimal128(18, 3), nullable=False),
+        pa.field("charges_30d", pa.decimal128(18, 2), nullable=False),
+        pa.field("events_30d", pa.int64(), nullable=False),
+        pa.field("roaming_share_30d", pa.float64(), nullable=False),
+        pa.field("last_activity_ts", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+# {p_name} is a bind placeholder, {hash(...)} a SHA-256 hex digest; see _render.
+_DELETE_TEMPLATE = "DELETE FROM customer_360 WHERE mart_date = {p_mart_date}"
+
+_INSERT_TEMPLATE = """
+INSERT INTO customer_360 (
+    mart_date, customer_id, gender, senior_citizen, partner, dependents, contract, payment_method,
+    internet_service, plan_id, plan_name, plan_monthly_fee, tenure, churn, email_sha256, msisdn_sha256,
+    voice_minutes_30d, sms_count_30d, data_mb_30d, charges_30d, events_30d, roaming_share_30d,
+    last_activity_ts
+)
+SELECT
+    c.partition_date,
+    c.customer_id,
+    c.gender,
+    c.senior_citizen,
+    c.partner,
+    c.dependents,
+    c.contract,
+    c.payment_method,
+    c.internet_service,
+    c.plan_id,
+    c.plan_name,
+    c.plan_monthly_fee,
+    c.tenure,
+    c.churn,
+    {hash_email},
+    {hash_msisdn},
+    COALESCE(u.voice_minutes, 0),
+    COALESCE(u.sms_count, 0),
+    COALESCE(u.data_mb, 0),
+    COALESCE(u.charges, 0),
+    COALESCE(u.events, 0),
+    CASE WHEN COALESCE(u.events, 0) = 0 THEN 0 ELSE CAST(u.roaming_events AS DOUBLE) / u.events END,
+    u.last_activity_ts
+FROM customers AS c
+LEFT JOIN (
+    SELECT
+        customer_id,
+        ROUND(SUM(CASE WHEN event_type = 'voice' THEN duration_sec ELSE 0 END) / 60.0, 2) AS voice_minutes,
+        SUM(CASE WHEN event_type = 'sms' THEN 1 ELSE 0 END) AS sms_count,
+        SUM(CASE WHEN event_type = 'data' THEN COALESCE(data_mb, 0) ELSE 0 END) AS data_mb,
+        SUM(COALESCE(charge_amount, 0)) AS charges,
+        COUNT(*) AS events,
+        SUM(CASE WHEN roaming THEN 1 ELSE 0 END) AS roaming_events,
+        MAX(event_ts) AS last_activity_ts
+    FROM activity
+    WHERE partition_date BETWEEN {p_window_start} AND {p_mart_date}
+    GROUP BY customer_id
+) AS u ON u.customer_id = c.customer_id
+WHERE c.partition_date = {p_mart_date}
+""".strip()
+
+_COUNT_TEMPLATE = "SELECT COUNT(*) FROM customer_360 WHERE mart_date = {p_mart_date}"
+
+# Checks: one row per customer, and the mart's charges reconcile with the activity table's window.
+_CHECK_MART_TEMPLATE = (
+    "SELECT COUNT(*), COUNT(DISTINCT customer_id), COALESCE(SUM(charges_30d), 0) "
+    "FROM customer_360 WHERE mart_date = {p_mart_date}"
+)
+_CHECK_SNAPSHOT_TEMPLATE = "SELECT COUNT(DISTINCT customer_id) FROM customers WHERE partition_date = {p_mart_date}"
+_CHECK_ACTIVITY_TEMPLATE = """
+SELECT
+    COALESCE(SUM(a.charge_amount), 0),
+    COALESCE(SUM(CASE WHEN c.customer_id IS NULL THEN a.charge_amount ELSE 0 END), 0)
+FROM activity AS a
+LEFT JOIN (
+    SELECT DISTINCT customer_id FROM customers WHERE partition_date = {p_mart_date}
+) AS c ON c.customer_id = a.customer_id
+WHERE a.partition_date BETWEEN {p_window_start} AND {p_mart_date}
+""".strip()
+
+_DIALECT_PARTS: dict[Dialect, dict[str, str]] = {
+    "duckdb": {"param": "CAST(${name} AS DATE)", "sha256": "sha256({expr})"},
+    "snowflake": {"param": "CAST(%({name})s AS DATE)", "sha256": "SHA2({expr}, 256)"},
+}
+
+
+def _render(template: str, dialect: Dialect) -> str:
+    parts = _DIALECT_PARTS[dialect]
+    return template.format(
+        p_mart_date=parts["param"].format(name="mart_date"),
+        p_window_start=parts["param"].format(name="window_start"),
+        hash_email=parts["sha256"].format(expr="LOWER(TRIM(c.email))"),
+        hash_msisdn=parts["sha256"].format(expr="TRIM(c.msisdn)"),
+    )
+
+
+_TEMPLATES = {
+    "delete": _DELETE_TEMPLATE,
+    "insert": _INSERT_TEMPLATE,
+    "count": _COUNT_TEMPLATE,
+    "check_mart": _CHECK_MART_TEMPLATE,
+    "check_snapshot": _CHECK_SNAPSHOT_TEMPLATE,
+    "check_activity": _CHECK_ACTIVITY_TEMPLATE,
+}
+
+# Every mart statement, per dialect, as issued.
+MART_SQL: dict[Dialect, dict[str, str]] = {
+    dialect: {name: _render(template, dialect) for name, template in _TEMPLATES.items()}
+    for dialect in ("duckdb", "snowflake")
+}
+
+
+def _window(mart_date: date) -> dict[str, date]:
+    return {"mart_date": mart_date, "window_start": mart_date - timedelta(days=WINDOW_DAYS - 1)}
+
+
+def build_customer_360(warehouse: Warehouse, mart_date: date) -> int:
+    """Rebuild the mart rows of ``mart_date``; returns how many rows the day now has."""
+    sql = MART_SQL[warehouse.dialect]
+    warehouse.ensure_table(MART_TABLE, MART_SCHEMA)
+    window = _window(mart_date)
+    results = warehouse.execute_in_transaction(
+        [
+            (sql["delete"], {"mart_date": mart_date}),
+            (sql["insert"], window),
+            (sql["count"], {"mart_date": mart_date}),
+        ]
+    )
+    return int(results[-1][0][0])
+
+
+def mart_checks(warehouse: Warehouse, mart_date: date) -> dict[str, Any]:
+    """The mart day's invariants: one row per customer, and charges reconcile with activity.
+
+    ``unmatched_activity_charges`` explains a failed reconciliation: charges of customers absent from
+    the day's snapshot cannot appear in the mart.
+    """
+    sql = MART_SQL[warehouse.dialect]
+    window = _window(mart_date)
+    mart_rows, mart_customers, mart_charges = warehouse.query(sql["check_mart"], {"mart_date": mart_date})[0]
+    (snapshot_customers,) = warehouse.query(sql["check_snapshot"], {"mart_date": mart_date})[0]
+    activity_charges, unmatched_charges = warehouse.query(sql["check_activity"], window)[0]
+    mart_charges, activity_charges = Decimal(mart_charges), Decimal(activity_charges)
+    duplicates = int(mart_rows) - int(mart_customers)
+    reconciled = mart_charges == activity_charges
+    return {
+        "mart_date": mart_date,
+        "mart_rows": int(mart_rows),
+        "snapshot_customers": int(snapshot_customers),
+        "duplicate_customers": duplicates,
+        "missing_customers": int(snapshot_customers) - int(mart_customers),
+        "mart_charges": mart_charges,
+        "activity_charges": activity_charges,
+        "unmatched_activity_charges": Decimal(unmatched_charges),
+        "charges_reconciled": reconciled,
+        "passed": duplicates == 0 and reconciled and int(snapshot_customers) == int(mart_customers),
+    }
