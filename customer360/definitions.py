@@ -11,6 +11,7 @@ import dagster as dg
 
 from customer360.assets.clean import build_clean_asset
 from customer360.assets.gate import build_gate_asset
+from customer360.assets.mart import customer_360
 from customer360.assets.raw import build_raw_asset
 from customer360.assets.staging import build_staging_asset
 from customer360.assets.unroutable import UNROUTABLE_KEY, unroutable_raw_files
@@ -26,7 +27,7 @@ PIPELINE_JOB_NAME = "customer360_pipeline"
 
 def build_assets() -> list[dg.AssetsDefinition]:
     zone_assets = [factory(dataset) for dataset in DATASETS.values() for factory in ZONE_FACTORIES]
-    return [*zone_assets, unroutable_raw_files]
+    return [*zone_assets, customer_360, unroutable_raw_files]
 
 
 UNROUTABLE_JOB_NAME = "reject_unroutable_raw_files"

@@ -25,6 +25,8 @@ from customer360.lake.ledger import ARCHIVED, DUPLICATE, REJECTED, Ledger
 from customer360.lake.resource import LakeResource, lake_resource_from_env
 from customer360.lake.store import LakeStore
 from customer360.lake.transfer import fetch_many, scratch_dir
+from customer360.warehouse.base import Warehouse
+from customer360.warehouse.mart import mart_checks
 from customer360.warehouse.resource import WarehouseResource, warehouse_resource_from_env
 from customer360.zones.staging import parquet_keys
 
@@ -85,6 +87,7 @@ def run_demo(*, start: date, days: int, seed: int, keep: bool, customers: int, e
 
     summaries = summarize(store, warehouse, start, days)
     print_summary(summaries)
+    print_mart(warehouse.open(store), start, days)
     print(
         f"\ndemo finished in {time.perf_counter() - started:.1f}s; Dagster runs recorded in {instance.root_directory}"
     )
@@ -135,6 +138,16 @@ def _parquet_rows(store: LakeStore, prefix: str) -> int:
         return 0
     with scratch_dir() as folder:
         return sum(pq.ParquetFile(path).metadata.num_rows for path in fetch_many(store, keys, folder))
+
+
+def print_mart(target: Warehouse, start: date, days: int) -> None:
+    """The product: Customer 360 rows per day, with its reconciliation."""
+    print(f"\n{'customer_360':<14} {'day':<10} {'customers':>9} {'charges 30d':>12} {'reconciled':>10}")
+    for offset in range(days):
+        day = start + timedelta(days=offset)
+        checks = mart_checks(target, day)
+        print(f"{'':<14} {day.isoformat():<10} {checks['mart_rows']:>9} {float(checks['mart_charges']):>12,.2f} "
+              f"{'yes' if checks['charges_reconciled'] else 'NO':>10}")
 
 
 def print_summary(summaries: list[DaySummary]) -> None:

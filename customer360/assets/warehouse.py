@@ -3,7 +3,8 @@
 Only staging is ever read. A load replaces exactly the partition's rows in one transaction, so a
 replay never duplicates and a correction replaces. The steps share the ``warehouse`` concurrency pool
 (limit 1 in dagster.yaml): DuckDB allows a single writer, and runs launched in parallel by the sensor
-or a backfill queue for it instead of failing on the file lock.
+or a backfill queue for it instead of failing on the file lock. Each load carries a check that the
+rows COPY reported loaded reconcile with the staging files' own row counts.
 """
 
 import dagster as dg
@@ -19,6 +20,7 @@ from customer360.warehouse.resource import WarehouseResource
 from customer360.zones.staging import parquet_keys
 
 WAREHOUSE_POOL = "warehouse"
+LOAD_RECONCILES = "load_reconciles_with_staging"
 
 
 def warehouse_key_of(dataset: Dataset) -> dg.AssetKey:
@@ -26,8 +28,10 @@ def warehouse_key_of(dataset: Dataset) -> dg.AssetKey:
 
 
 def build_warehouse_asset(dataset: Dataset) -> dg.AssetsDefinition:
+    key = warehouse_key_of(dataset)
+
     @dg.asset(
-        key=warehouse_key_of(dataset),
+        key=key,
         deps=[staging_key_of(dataset)],
         group_name="warehouse",
         partitions_def=daily_partitions,
@@ -35,50 +39,47 @@ def build_warehouse_asset(dataset: Dataset) -> dg.AssetsDefinition:
         description=f"Warehouse table {dataset.staging_name}, loaded by COPY from staging/{dataset.name}/ only; "
         "each day's rows replaced as a unit.",
         kinds={"duckdb", "snowflake"},
+        check_specs=[
+            dg.AssetCheckSpec(LOAD_RECONCILES, asset=key, blocking=True,
+                              description="Rows loaded per COPY's file results equal the staging files' row counts.")
+        ],
     )
-    def warehouse_table(
-        context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
-    ) -> dg.MaterializeResult:
+    def warehouse_table(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):  # noqa: ANN202
         store = lake.store()
         day = partition_day(context)
         keys = parquet_keys(store, layout.staging_prefix(dataset.name, day))
-        schema = None
-        if keys:
-            with scratch_dir() as folder:
-                schema = pq.read_schema(fetch_many(store, keys[:1], folder)[0])
         target = warehouse.open(store)
-        if schema is None:
-            # Nothing staged for the day: the day's rows are removed, consistent with staging.
-            result = None
-            if dataset.staging_name in {t.lower() for t in _tables(target)}:
-                target.execute_in_transaction([(f"DELETE FROM {dataset.staging_name} WHERE partition_date = ?", [day])])
-            return dg.MaterializeResult(metadata={"dagster/row_count": 0, "files": 0})
+        if not keys:
+            # Nothing staged for the day: the warehouse holds nothing for it either.
+            deleted = target.delete_partition(dataset.staging_name, day)
+            yield dg.MaterializeResult(metadata={"dagster/row_count": 0, "rows_deleted": deleted, "files": 0})
+            yield dg.AssetCheckResult(check_name=LOAD_RECONCILES, passed=True, metadata={"staging_rows": 0})
+            return
+        with scratch_dir() as folder:
+            paths = fetch_many(store, keys, folder)
+            schema = pq.read_schema(paths[0])
+            staging_rows = sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
         result = target.replace_partition(dataset.staging_name, schema, day, keys)
-        return dg.MaterializeResult(
+        per_file = [
+            {"file": f.key, "status": f.status, "rows_parsed": f.rows_parsed, "rows_loaded": f.rows_loaded,
+             "errors_seen": f.errors_seen, "first_error": f.first_error}
+            for f in result.files
+        ]
+        yield dg.MaterializeResult(
             metadata={
                 "dagster/row_count": result.rows_loaded,
                 "rows_deleted": result.rows_deleted,
                 "files": len(result.files),
                 "added_columns": dg.MetadataValue.json(result.added_columns),
-                "copy_results": dg.MetadataValue.json(
-                    [
-                        {
-                            "file": f.key,
-                            "status": f.status,
-                            "rows_parsed": f.rows_parsed,
-                            "rows_loaded": f.rows_loaded,
-                            "errors_seen": f.errors_seen,
-                            "first_error": f.first_error,
-                        }
-                        for f in result.files
-                    ]
-                ),
+                "copy_results": dg.MetadataValue.json(per_file),
             }
+        )
+        loaded = sum(f.rows_loaded for f in result.files)
+        yield dg.AssetCheckResult(
+            check_name=LOAD_RECONCILES,
+            passed=loaded == staging_rows == result.rows_loaded and not any(f.errors_seen for f in result.files),
+            metadata={"staging_rows": staging_rows, "rows_loaded_per_copy": loaded,
+                      "rows_in_table_for_day": result.rows_loaded},
         )
 
     return warehouse_table
-
-
-def _tables(target: object) -> list[str]:
-    query = target.query
-    return [row[0] for row in query("SELECT table_name FROM information_schema.tables")]
