@@ -14,6 +14,7 @@ from customer360.lake.resource import LakeResource
 from customer360.partitions import daily_partitions, partition_day
 from customer360.warehouse.mart import MART_TABLE, WINDOW_DAYS, build_customer_360, mart_checks
 from customer360.warehouse.resource import WarehouseResource
+from customer360.zones.staging import staging_schema
 
 MART_KEY = dg.AssetKey(["warehouse", MART_TABLE])
 USAGE_WINDOW = dg.TimeWindowPartitionMapping(start_offset=-(WINDOW_DAYS - 1), end_offset=0,
@@ -43,6 +44,9 @@ USAGE_WINDOW = dg.TimeWindowPartitionMapping(start_offset=-(WINDOW_DAYS - 1), en
 def customer_360(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):  # noqa: ANN201
     target = warehouse.open(lake.store())
     day = partition_day(context)
+    for dataset in (CUSTOMERS, ACTIVITY_LOGS):
+        # A day with no activity yet (or a fresh warehouse) still gets a mart: empty inputs, not errors.
+        target.ensure_table(dataset.staging_name, staging_schema(dataset))
     rows = build_customer_360(target, day)
     checks = mart_checks(target, day)
     yield dg.MaterializeResult(metadata={"dagster/row_count": rows, "window_days": WINDOW_DAYS,

@@ -23,12 +23,14 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from customer360.contracts import DATASETS, Dataset
 from customer360.lake import layout
 from customer360.lake.store import LakeStore
 from customer360.lake.transfer import fetch_many, scratch_dir
+from customer360.processing.standardize import clean_schema
 
 STAGING_FILE_BYTES = "200MB"
 DUCKDB_MEMORY_LIMIT = "600MB"
@@ -44,6 +46,19 @@ class StagingResult:
     seconds: float = 0.0
     rebuilt_from_history: bool = False
     schema: list[tuple[str, str]] = field(default_factory=list)
+
+
+def staging_schema(dataset: Dataset) -> pa.Schema:
+    """The columns a staging partition has, derived from the contract (used before any file exists)."""
+    fields = [pa.field("partition_date", pa.date32(), nullable=False)]
+    fields += [f for f in clean_schema(dataset) if f.name != "partition_date"]
+    if dataset.snapshot:
+        fields.append(pa.field("_record_date", pa.date32()))
+    for join in dataset.staging_joins:
+        other = DATASETS[join.dataset]
+        fields += [pa.field(alias, other.field(column).arrow_type) for column, alias in join.columns
+                   if alias not in {f.name for f in fields}]
+    return pa.schema(fields)
 
 
 def parquet_keys(store: LakeStore, prefix: str) -> list[str]:
