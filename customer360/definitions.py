@@ -16,8 +16,10 @@ from customer360.assets.raw import build_raw_asset
 from customer360.assets.staging import build_staging_asset
 from customer360.assets.unroutable import UNROUTABLE_KEY, unroutable_raw_files
 from customer360.assets.warehouse import build_warehouse_asset
+from customer360.automation import build_automation_sensor, with_automation
 from customer360.contracts import DATASETS
 from customer360.lake.resource import LakeResource, lake_resource_from_env
+from customer360.sensors.raw_sensor import build_gate_job, build_raw_sensor
 from customer360.warehouse.resource import WarehouseResource, warehouse_resource_from_env
 
 ZONE_FACTORIES = (build_raw_asset, build_gate_asset, build_clean_asset, build_staging_asset, build_warehouse_asset)
@@ -27,7 +29,8 @@ PIPELINE_JOB_NAME = "customer360_pipeline"
 
 def build_assets() -> list[dg.AssetsDefinition]:
     zone_assets = [factory(dataset) for dataset in DATASETS.values() for factory in ZONE_FACTORIES]
-    return [*zone_assets, customer_360, unroutable_raw_files]
+    # Clean, staging, warehouse and mart follow their inputs (customer360.automation); raw/gate are sensor-driven.
+    return with_automation([*zone_assets, customer_360, unroutable_raw_files])
 
 
 UNROUTABLE_JOB_NAME = "reject_unroutable_raw_files"
@@ -45,10 +48,14 @@ pipeline_job = dg.define_asset_job(
 )
 
 
+gate_job = build_gate_job()
+
+
 def build_definitions(lake: LakeResource, warehouse: WarehouseResource) -> dg.Definitions:
     return dg.Definitions(
         assets=build_assets(),
-        jobs=[pipeline_job, unroutable_job],
+        jobs=[pipeline_job, unroutable_job, gate_job],
+        sensors=[build_raw_sensor(gate_job, unroutable_job), build_automation_sensor()],
         resources={"lake": lake, "warehouse": warehouse},
     )
 

@@ -1,0 +1,106 @@
+"""Declarative automation for the zones after the gate: clean, staging and the warehouse follow their inputs.
+
+Why not ``AutomationCondition.eager()``: it is limited to the latest time window, so a file arriving late
+for an earlier day would be archived and then go no further. Here every day is eligible, and what bounds
+the work is the lake itself:
+
+* **trigger**: a dependency of this day was updated since this day was last requested or materialized
+  (``any_deps_updated().since_last_handled()``), or this day is missing although the day has files.
+  The second half is what builds the snapshots of a day whose own feed sent nothing (no plans file on
+  most days) so the day's activity can be joined, and what loads every staged day into the warehouse.
+* **only days with files**: some dataset's archive partition of that day has been materialized (the gate
+  ran for it). Without this, a snapshot's dependency on its own previous day would roll every update
+  forward to today, through days that never had a file: a late customers file for 2024-01-02 re-runs the
+  snapshots of 2024-01-03 onwards up to the last day with files, not to the present.
+* **wait, do not guess**: no dependency of the day in progress and the day itself not in progress; no
+  dependency missing that will not be requested on this tick, except that a snapshot does not wait for
+  a missing clean partition of its own dataset (no file that day: the snapshot carries the previous
+  day forward) nor for a missing previous snapshot of a day without files (the staging step rebuilds
+  from history then); blocking asset checks on the dependencies passed.
+
+The conditions are applied in ``definitions.py`` with ``dg.map_asset_specs`` so the zone factories stay
+free of scheduling policy; the automation condition sensor that evaluates them runs by default.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from customer360.contracts import DATASETS
+
+AUTOMATION_SENSOR_NAME = "customer360_automation"
+AUTOMATED_GROUPS = ("clean", "staging", "warehouse", "mart")
+RELAXED_GROUPS = ("staging", "mart")
+DEFAULT_AUTOMATION_INTERVAL_SECONDS = 30
+
+
+def archive_keys() -> list[dg.AssetKey]:
+    return [dg.AssetKey(["archive", name]) for name in DATASETS]
+
+
+def day_has_files() -> dg.AutomationCondition:
+    """True for a day once the gate has run for any dataset of that day."""
+    condition: dg.AutomationCondition | None = None
+    for key in archive_keys():
+        archived = dg.AutomationCondition.asset_matches(key, ~dg.AutomationCondition.missing())
+        condition = archived if condition is None else condition | archived
+    assert condition is not None, "no datasets declared"
+    return condition.with_label("day_has_files")
+
+
+def _blocking_missing_deps(relaxed: bool) -> dg.AutomationCondition:
+    will_not_come = dg.AutomationCondition.missing() & ~dg.AutomationCondition.will_be_requested()
+    if not relaxed:
+        return dg.AutomationCondition.any_deps_match(will_not_come).with_label("any_deps_missing")
+    # Staging and the mart wait for a dependency only where it will exist: on a day with files. A clean
+    # partition is missing whenever its feed sent nothing that day, which is normal (the day's snapshot
+    # carries the previous one forward; the day's activity is empty), so it never blocks them.
+    return (
+        dg.AutomationCondition.any_deps_match(will_not_come & day_has_files())
+        .ignore(dg.AssetSelection.groups("clean"))
+        .with_label("any_deps_missing_on_days_with_files")
+    )
+
+
+def downstream_condition(*, relaxed: bool = False) -> dg.AutomationCondition:
+    """The condition for a clean, staging, warehouse or mart asset (see the module docstring)."""
+    trigger = dg.AutomationCondition.any_deps_updated() | dg.AutomationCondition.missing()
+    return (
+        trigger.since_last_handled()
+        & day_has_files()
+        & ~_blocking_missing_deps(relaxed)
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    ).with_label("every_day_eager")
+
+
+def condition_for(spec: dg.AssetSpec) -> dg.AutomationCondition | None:
+    """The automation condition an asset spec gets, or None for zones the raw sensor drives."""
+    if spec.group_name not in AUTOMATED_GROUPS:
+        return None
+    return downstream_condition(relaxed=spec.group_name in RELAXED_GROUPS)
+
+
+def with_automation(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+    """``assets`` with the downstream zones' automation conditions applied (others unchanged)."""
+
+    def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
+        condition = condition_for(spec)
+        return spec if condition is None else spec.replace_attributes(automation_condition=condition)
+
+    return dg.map_asset_specs(apply, assets)
+
+
+def build_automation_sensor(
+    minimum_interval_seconds: int = DEFAULT_AUTOMATION_INTERVAL_SECONDS,
+) -> dg.AutomationConditionSensorDefinition:
+    """Evaluates the conditions above; RUNNING by default so ``dagster dev`` moves the pipeline by itself."""
+    return dg.AutomationConditionSensorDefinition(
+        AUTOMATION_SENSOR_NAME,
+        target=dg.AssetSelection.groups(*AUTOMATED_GROUPS),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=minimum_interval_seconds,
+        description="Re-materializes clean, staging and warehouse days whose inputs changed, any day, not "
+        "only the latest (late files), bounded to days with files.",
+    )
