@@ -1,16 +1,22 @@
 """The ingestion gate: every raw object ends exactly once in archive/ or rejected/, then leaves raw/.
 
 The move is ordered so that a crash between any two steps leaves a state the next run completes
-without loss or duplication:
+without loss or duplication (each step boundary is a ``fault`` hook point, named in quotes):
 
-1. fetch the raw object to scratch and checksum it (sha256, md5);
+1. fetch the raw object to scratch and checksum it (sha256, md5) -- "fetched";
 2. if the ledger already holds this arrival (same key, content, ETag and time), only step 6 is left;
 3. validate it against the contract (``processing.inspect``);
-4. copy it byte-for-byte, create-only, to archive/ (or to rejected/ with its report); a destination
-   that already holds the same bytes is a copy a crashed run made, reused as is; one holding other
-   bytes under the same name means this is a correction, written beside it as a new version;
-5. verify the copy (size, and MD5 against the S3 ETag where the lake is S3) and append the ledger entry;
+4. copy it byte-for-byte, create-only, to archive/ (or to rejected/) -- "copied"; a destination that
+   already holds the same bytes is a copy a crashed run made, reused as is; one holding other bytes
+   under the same name means this is a correction, written beside it as a new version. A rejected
+   copy then gets its report beside it -- "reported" (rewritten whole by a rerun);
+5. verify the copy (size, and MD5 against the S3 ETag where the lake is S3) -- "verified", then append
+   the ledger entry (create-only, its id derived from the arrival) -- "ledgered";
 6. delete the raw object.
+
+A rerun after a crash at any of those points finds either nothing written (starts over), a copy that
+holds the same bytes (reused: no second archive version), or the ledger entry (only the delete is
+left), so every arrival ends exactly once in archive/ or rejected/ with exactly one ledger entry.
 
 Nothing here deletes or overwrites an archive object: archive writes are create-only and the lake
 store itself refuses deletes under archive/.
@@ -25,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import PurePosixPath
+from urllib.parse import quote
 
 from customer360.contracts import DATASETS, Dataset
 from customer360.lake import layout
@@ -36,11 +43,13 @@ from customer360.lake.ledger import (
     LedgerEntry,
     arrival_id,
 )
-from customer360.lake.store import LakeStore, ObjectExistsError, ObjectInfo
+from customer360.lake.store import TEMP_NAME_PREFIX, LakeStore, ObjectExistsError, ObjectInfo
 from customer360.lake.transfer import LocalCopy, fetch, scratch_dir
-from customer360.processing.inspect import Verdict, inspect_file, reject
+from customer360.processing.formats import SAMPLE_CHARS
+from customer360.processing.inspect import ACTIONS, DEFAULT_ACTION, Verdict, inspect_file, reject
 
 REPORT_SUFFIX = ".report.json"
+MAX_HEADER_NAMES = 200
 
 
 class CopyVerificationError(Exception):
@@ -70,8 +79,10 @@ class GateRun:
         return [f for f in self.files if f.outcome == outcome]
 
 
-# Test hook: fault injection between the move's steps ("copied", "verified", "ledgered").
+# Test hook: fault injection between the move's steps, called with (step, raw key). A crash is an
+# exception raised from it. Steps in order; "reported" only happens for rejected files.
 FaultHook = Callable[[str, str], None]
+CRASH_POINTS = ("fetched", "copied", "reported", "verified", "ledgered")
 
 
 def _no_fault(step: str, key: str) -> None:
@@ -91,8 +102,12 @@ def run_gate(
     run = GateRun(dataset.name, day)
     ledger = Ledger(store)
     for info in list(store.list(layout.raw_prefix(dataset.name, day))):
+        # A key in a sub-folder of the day, or with '..' in it, lists under the day but is not a file of it.
+        _, _, unroutable = route(info.key)
         try:
-            run.files.append(admit(store, ledger, info, dataset=dataset, day=day, fault=fault))
+            run.files.append(
+                admit(store, ledger, info, dataset=dataset, day=day, unroutable_reason=unroutable, fault=fault)
+            )
             log.info("%s -> %s %s", info.key, run.files[-1].outcome, run.files[-1].destination_key)
         except Exception as error:  # noqa: BLE001 - isolate the file, report it, keep going
             log.exception("gate could not move %s; it stays in raw/ for the next run", info.key)
@@ -116,6 +131,7 @@ def admit(
     partition = day.isoformat() if day else None
     with scratch_dir() as folder:
         copy = fetch(store, info.key, folder)
+        fault("fetched", info.key)
         last_modified = info.last_modified.isoformat() if info.last_modified else None
         entry_id = arrival_id(info.key, copy.sha256, info.etag, last_modified)
         if ledger.has(dataset_name, partition, entry_id):
@@ -132,7 +148,7 @@ def admit(
 
         if unroutable_reason or dataset is None or day is None:
             check, message = unroutable_reason or ("unroutable_key", "the key has no dataset and day")
-            verdict = reject(check, message)
+            verdict = reject(check, message, samples=[{"key": info.key}])
         else:
             verdict = inspect_file(dataset, copy.path, source_name, day, copy.size)
 
@@ -150,15 +166,12 @@ def admit(
             )
         else:
             outcome = REJECTED
-            base = (
-                layout.rejected_key(dataset.name, day, source_name)
-                if dataset and day
-                else layout.unroutable_rejected_key(info.key)
-            )
-            destination, _ = _write_versioned(store, base, copy, create_only=False)
+            destination, _ = _write_versioned(store, _rejected_key(info.key, dataset, day), copy, create_only=False)
+        fault("copied", info.key)
+        if outcome == REJECTED:
             report_key = destination + REPORT_SUFFIX
             store.put_bytes(report_key, _report(info, copy, dataset, partition, verdict, destination))
-        fault("copied", info.key)
+            fault("reported", info.key)
         _verify(store, destination, copy)
         fault("verified", info.key)
         entry = LedgerEntry(
@@ -183,6 +196,7 @@ def admit(
                 "bad_rows": verdict.bad_rows,
                 "rule_counts": verdict.rule_counts,
                 "schema_diff": verdict.schema_diff,
+                "policy": verdict.policy(dataset),
             },
         )
         ledger.append(entry)
@@ -191,6 +205,27 @@ def admit(
         return FileOutcome(
             info.key, outcome, destination, verdict.reasons, report_key, verdict.rows, verdict.bad_rows, corrects
         )
+
+
+def _rejected_key(raw_key: str, dataset: Dataset | None, day: date | None) -> str:
+    """Where a refused raw object goes: its day's rejected/ folder, else rejected/_unroutable/.
+
+    Upstream may land keys this lake would never write (``..`` or empty segments, control characters);
+    such segments are percent-escaped so the rejected copy can never land outside rejected/.
+    """
+    if dataset is not None and day is not None:
+        relative = raw_key.removeprefix(layout.raw_prefix(dataset.name, day))
+        return _safe_key(layout.rejected_key(dataset.name, day, relative))
+    return _safe_key(layout.unroutable_rejected_key(raw_key))
+
+
+def _safe_key(key: str) -> str:
+    segments = []
+    for segment in key.split("/"):
+        if segment in ("", ".", "..") or segment.startswith(TEMP_NAME_PREFIX):
+            segment = "%" if not segment else "%2E" + segment[1:].replace(".", "%2E")
+        segments.append("".join(c if c.isprintable() else quote(c, safe="") for c in segment))
+    return "/".join(segments)
 
 
 def _write_versioned(store: LakeStore, key: str, copy: LocalCopy, *, create_only: bool) -> tuple[str, str | None]:
@@ -269,22 +304,35 @@ def _report(
         "rows": verdict.rows,
         "bad_rows": verdict.bad_rows,
         "rule_counts": verdict.rule_counts,
-        "threshold": {"max_bad_row_share": verdict.max_bad_row_share, "bad_row_share": round(verdict.bad_row_share, 6)},
+        # Which level of the two-level policy refused the file, and the row threshold that applied.
+        "policy": verdict.policy(dataset),
         "schema_diff": verdict.schema_diff,
-        "header": verdict.header[:200],
-        "action": "; ".join(dict.fromkeys(f.as_dict()["action"] for f in verdict.failed)),  # type: ignore[misc]
+        "header": [name[:SAMPLE_CHARS] for name in verdict.header[:MAX_HEADER_NAMES]],
+        "action": "; ".join(dict.fromkeys(ACTIONS.get(f.check, DEFAULT_ACTION) for f in verdict.failed)),
     }
     return json.dumps(report, indent=2, default=str).encode()
 
 
 def route(key: str) -> tuple[Dataset | None, date | None, tuple[str, str] | None]:
-    """Which dataset and day a raw key belongs to, or why it belongs to none."""
+    """Which dataset and day a raw key belongs to, and why it is not a file of that day if it is not.
+
+    A dataset and day are returned whenever the key names them, even with a reason, so that a bad key
+    inside a day's folder is rejected (and alerted on) as part of that day.
+    """
     parsed = layout.parse_raw_key(key)
+    dataset = DATASETS.get(parsed.dataset) if parsed else None
+    day = parsed.day if parsed and dataset else None
+    segments = key.split("/")
+    if any(s in ("", ".", "..") for s in segments) or not all(c.isprintable() for c in key):
+        return dataset, day, ("unsafe_key", f"{key!r} has '.', '..' or empty path segments or control characters")
     if parsed is None:
+        if len(segments) == 3 and segments[1] in DATASETS:
+            return DATASETS[segments[1]], None, ("missing_partition_date", f"{key!r} has no <YYYY-MM-DD>/ folder")
         return None, None, ("unroutable_key", f"{key!r} is not raw/<dataset>/<YYYY-MM-DD>/<file name>")
-    dataset = DATASETS.get(parsed.dataset)
     if dataset is None:
         return None, None, ("unknown_dataset", f"{parsed.dataset!r} is not one of {sorted(DATASETS)}")
-    if parsed.day is None:
+    if day is None:
         return dataset, None, ("invalid_partition_date", f"{parsed.day_text!r} is not a valid YYYY-MM-DD date")
-    return dataset, parsed.day, None
+    if "/" in parsed.name:
+        return dataset, day, ("unroutable_key", f"{key!r} is in a sub-folder of the day's folder")
+    return dataset, day, None

@@ -15,10 +15,21 @@ from datetime import date
 from pathlib import Path
 
 from customer360.contracts.model import Dataset
-from customer360.processing.formats import FormatError, StringBatches, detect_format
+from customer360.processing.formats import (
+    MAX_SAMPLES,
+    SAMPLE_CHARS,
+    FormatError,
+    StringBatches,
+    csv_ragged_rows,
+    detect_format,
+    scan_bytes,
+)
 from customer360.processing.standardize import ContractEvaluator, FileStats
 
-MAX_SAMPLES = 20
+FILE_LEVEL = "file"
+ROW_LEVEL = "row"
+# Delimiters other systems export with; a header holding one of them and no comma was split wrongly.
+FOREIGN_DELIMITERS = (";", "\t", "|")
 
 # What a person should do about each reason.
 ACTIONS = {
@@ -26,7 +37,10 @@ ACTIONS = {
     "unsupported_extension": "resend as .csv, .csv.gz, .jsonl or .jsonl.gz",
     "unknown_dataset": "resend under raw/customers/, raw/plans/ or raw/activity_logs/",
     "invalid_partition_date": "resend under raw/<dataset>/<YYYY-MM-DD>/ with the business date of the contents",
-    "unroutable_key": "resend under raw/<dataset>/<YYYY-MM-DD>/<file name>",
+    "missing_partition_date": "resend under raw/<dataset>/<YYYY-MM-DD>/ with the business date of the contents",
+    "unroutable_key": "resend under raw/<dataset>/<YYYY-MM-DD>/<file name> (no sub-folders)",
+    "unsafe_key": "resend under a plain key: no '.', '..' or empty path segments, no control characters",
+    "nul_bytes": "resend as UTF-8 text: NUL bytes mean binary data or UTF-16",
     "not_utf8": "resend the file encoded as UTF-8",
     "corrupt_compression": "resend: the compressed file is truncated or corrupt",
     "unparseable_csv": "resend as RFC 4180 CSV (comma-separated, one header row)",
@@ -34,12 +48,16 @@ ACTIONS = {
     "not_json_object": "resend as JSON Lines: one JSON object per line",
     "line_too_long": "resend: a row is larger than any legitimate record",
     "no_header": "resend with a header row naming the contract's fields",
+    "wrong_delimiter": "resend comma-separated (RFC 4180); the file uses another delimiter",
     "duplicate_header": "fix the header: each field name once",
     "missing_required_fields": "fix the file, or propose a contract change if the source's layout changed",
     "wrong_field_count": "fix the rows whose field count differs from the header and resend",
     "header_only": "resend with its data rows: the file has a header and nothing else",
     "too_many_bad_rows": "fix the rows listed and resend, or propose a contract change if the rules are wrong",
 }
+
+
+DEFAULT_ACTION = "inspect the report and resend"
 
 
 @dataclass
@@ -49,14 +67,30 @@ class FailedCheck:
     count: int = 1
     samples: list[dict[str, object]] = field(default_factory=list)
 
+    @property
+    def level(self) -> str:
+        return ROW_LEVEL if self.check == "too_many_bad_rows" else FILE_LEVEL
+
     def as_dict(self) -> dict[str, object]:
         return {
             "check": self.check,
-            "message": self.message,
+            "level": self.level,
+            "message": _bounded(self.message),
             "count": self.count,
-            "samples": self.samples,
-            "action": ACTIONS.get(self.check, "inspect the report and resend"),
+            "samples": [_bounded(sample) for sample in self.samples[:MAX_SAMPLES]],
+            "action": ACTIONS.get(self.check, DEFAULT_ACTION),
         }
+
+
+def _bounded(value: object) -> object:
+    """Samples quote the file; bounded so a report never grows with it (a giant line, a giant field)."""
+    if isinstance(value, str):
+        return value if len(value) <= SAMPLE_CHARS else value[:SAMPLE_CHARS] + "..."
+    if isinstance(value, dict):
+        return {key: _bounded(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_bounded(item) for item in value[:MAX_SAMPLES]]
+    return value
 
 
 @dataclass
@@ -80,18 +114,45 @@ class Verdict:
     def bad_row_share(self) -> float:
         return self.bad_rows / self.rows if self.rows else 0.0
 
+    @property
+    def level(self) -> str | None:
+        """Which level of the two-level policy decided: a file-level defect, the row threshold, or none."""
+        if any(f.level == FILE_LEVEL for f in self.failed):
+            return FILE_LEVEL
+        return ROW_LEVEL if self.failed else None
+
+    def policy(self, dataset: Dataset | None) -> dict[str, object]:
+        """The threshold that applied, for the report and the ledger."""
+        return {
+            "level": self.level,
+            "max_bad_row_share": self.max_bad_row_share,
+            "bad_row_share": round(self.bad_row_share, 6),
+            "rows": self.rows,
+            "bad_rows": self.bad_rows,
+            "rows_checked": self.level != FILE_LEVEL,
+            "threshold_from": f"contract {dataset.name} {dataset.version}: max_bad_row_share" if dataset else None,
+        }
+
 
 def reject(check: str, message: str, **extra: object) -> Verdict:
     return Verdict(accepted=False, failed=[FailedCheck(check, message, **extra)])  # type: ignore[arg-type]
 
 
 def inspect_file(dataset: Dataset, path: Path, file_name: str, day: date, size: int) -> Verdict:
-    """Validate one local copy of a raw file; never raises for bad content."""
+    """Validate one local copy of a raw file; never raises for bad content, never holds the whole file."""
     if size == 0:
         return reject("empty_object", "the object is empty (0 bytes)")
     file_format = detect_format(file_name)
     if file_format is None:
         return reject("unsupported_extension", f"{file_name!r} is not .csv, .csv.gz, .jsonl or .jsonl.gz")
+    scan = scan_bytes(path, file_format)
+    if scan.defects:
+        # Parsers would misreport bytes that are not text (or not all there); stop at this level.
+        return Verdict(
+            accepted=False,
+            failed=[FailedCheck(d.reason, d.message, d.count, d.samples) for d in scan.defects.values()],
+            max_bad_row_share=dataset.max_bad_row_share,
+        )
     batches = StringBatches(path, file_format)
     try:
         header = batches.read_header()
@@ -102,19 +163,7 @@ def inspect_file(dataset: Dataset, path: Path, file_name: str, day: date, size: 
         verdict.failed.append(FailedCheck("no_header", "the file has no header row / first JSON object"))
         verdict.accepted = False
         return verdict
-    duplicated = sorted(name for name, n in Counter(header).items() if n > 1)
-    if duplicated:
-        verdict.failed.append(FailedCheck("duplicate_header", f"header names repeated: {duplicated}", len(duplicated)))
-    missing = [f.source_name for f in dataset.header_fields if f.source_name not in header]
-    verdict.schema_diff = {
-        "missing": missing,
-        "unexpected": [name for name in header if name not in dataset.source_names],
-        "optional_absent": [f.source_name for f in dataset.fields if f.optional and f.source_name not in header],
-    }
-    if missing:
-        verdict.failed.append(
-            FailedCheck("missing_required_fields", f"header lacks contract fields {missing}", len(missing))
-        )
+    _check_header(dataset, header, verdict)
     if verdict.failed:
         verdict.accepted = False
         return verdict
@@ -129,9 +178,9 @@ def inspect_file(dataset: Dataset, path: Path, file_name: str, day: date, size: 
         return verdict
     verdict.rows, verdict.bad_rows, verdict.rule_counts = stats.rows, stats.quarantined_rows, stats.rule_counts
     if batches.ragged_count:
+        ragged, csv_error = csv_ragged_rows(path, file_format, len(header))
         samples = [
-            {"line": r.line, "expected_fields": r.expected, "actual_fields": r.actual, "text": r.text}
-            for r in batches.ragged_rows[:MAX_SAMPLES]
+            {"line": r.line, "expected_fields": r.expected, "actual_fields": r.actual, "text": r.text} for r in ragged
         ]
         verdict.failed.append(
             FailedCheck(
@@ -141,6 +190,8 @@ def inspect_file(dataset: Dataset, path: Path, file_name: str, day: date, size: 
                 samples,
             )
         )
+        if csv_error is not None:
+            verdict.failed.append(FailedCheck(csv_error.reason, csv_error.message, samples=_sample(csv_error)))
     if stats.rows == 0 and not batches.ragged_count:
         verdict.failed.append(FailedCheck("header_only", "the file has a header and no data rows", 0))
     if verdict.rows and verdict.bad_row_share > dataset.max_bad_row_share:
@@ -155,6 +206,48 @@ def inspect_file(dataset: Dataset, path: Path, file_name: str, day: date, size: 
         )
     verdict.accepted = not verdict.failed
     return verdict
+
+
+def _check_header(dataset: Dataset, header: list[str], verdict: Verdict) -> None:
+    """Header-level checks: names repeated, contract fields missing, a foreign delimiter."""
+    duplicated = sorted(name for name, n in Counter(header).items() if n > 1)
+    if duplicated:
+        verdict.failed.append(
+            FailedCheck(
+                "duplicate_header",
+                f"header names repeated: {duplicated}",
+                len(duplicated),
+                [{"line": 1, "names": duplicated}],
+            )
+        )
+    missing = [f.source_name for f in dataset.header_fields if f.source_name not in header]
+    verdict.schema_diff = {
+        "missing": missing,
+        "unexpected": [name for name in header if name not in dataset.source_names][:MAX_SAMPLES],
+        "optional_absent": [f.source_name for f in dataset.fields if f.optional and f.source_name not in header],
+    }
+    if missing:
+        verdict.failed.append(
+            FailedCheck(
+                "missing_required_fields",
+                f"header lacks contract fields {missing}",
+                len(missing),
+                [{"line": 1, "missing": missing, "header": header[:MAX_SAMPLES]}],
+            )
+        )
+    if missing and len(header) == 1:
+        # A semicolon (or tab, pipe) export reads as one column whose name is the whole header line.
+        for delimiter in FOREIGN_DELIMITERS:
+            names = header[0].split(delimiter)
+            if len(names) > 1 and set(names) & set(dataset.source_names):
+                verdict.failed.append(
+                    FailedCheck(
+                        "wrong_delimiter",
+                        f"the header is separated by {delimiter!r}, not ','",
+                        samples=[{"line": 1, "delimiter": delimiter, "text": header[0]}],
+                    )
+                )
+                break
 
 
 def _sample(error: FormatError) -> list[dict[str, object]]:
