@@ -23,7 +23,9 @@ CUSTOMERS_HEADER = (
     "OnlineSecurity,OnlineBackup,DeviceProtection,TechSupport,StreamingTV,StreamingMovies,Contract,"
     "PaperlessBilling,PaymentMethod,MonthlyCharges,TotalCharges,Churn"
 )
-PLANS_HEADER = "plan_id,plan_name,contract,monthly_fee,data_allowance_gb,voice_minutes,sms_allowance,effective_from,effective_to"
+PLANS_HEADER = (
+    "plan_id,plan_name,contract,monthly_fee,data_allowance_gb,voice_minutes,sms_allowance,effective_from,effective_to"
+)
 FORMULA = "=cmd|' /C calc'!A0"
 
 
@@ -161,7 +163,8 @@ CASES: tuple[Case, ...] = (
          events_jsonl(extra=['{"event_id": "e-9", "customer_id"']).encode(), ("invalid_json",)),
     Case("jsonl_holding_csv", _raw("activity_logs", "events-csv.jsonl"), plans_csv().encode(), ("invalid_json",)),
     Case("jsonl_missing_field", _raw("activity_logs", "events-no-customer.jsonl"),
-         "\n".join(json.dumps(event(i, customer_id="<drop>")) for i in range(3)).encode(), ("missing_required_fields",)),
+         "\n".join(json.dumps(event(i, customer_id="<drop>")) for i in range(3)).encode(),
+         ("missing_required_fields",)),
     Case("jsonl_truncated_gzip", _raw("activity_logs", "events-truncated.jsonl.gz"),
          _truncated_gzip(events_jsonl(300)), ("corrupt_compression",)),
     Case("jsonl_blank", _raw("activity_logs", "events-blank.jsonl"), b"\n \n", ("no_header",)),
