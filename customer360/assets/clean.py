@@ -1,8 +1,15 @@
-"""clean/<dataset>: see ``customer360.zones.clean`` for what the step does."""
+"""clean/<dataset>: see ``customer360.zones.clean`` for what the step does.
+
+The step validates what it wrote and reports the contract's asset checks (``customer360.checks``) per
+partition; a failed blocking check fails the step, so staging never builds from that partition. The
+backfill policy is one partition per run because Dagster 1.13 records partitioned check results only for
+single-partition runs: a ranged run would materialize every day but lose every day's check results.
+"""
 
 import dagster as dg
 
 from customer360.assets.metadata import column_schema, preview
+from customer360.checks import check_results, check_specs, clean_check_defs, run_clean_checks
 from customer360.contracts import Dataset
 from customer360.lake import layout
 from customer360.lake.resource import LakeResource
@@ -16,6 +23,8 @@ def clean_key_of(dataset: Dataset) -> dg.AssetKey:
 
 
 def build_clean_asset(dataset: Dataset) -> dg.AssetsDefinition:
+    checks = clean_check_defs(dataset)
+
     @dg.asset(
         key=clean_key_of(dataset),
         deps=[dg.AssetKey(["archive", dataset.name])],
@@ -25,6 +34,8 @@ def build_clean_asset(dataset: Dataset) -> dg.AssetsDefinition:
         f"clean/{dataset.name}/dt=<day>/; rule-breaking rows quarantined under rejected/{dataset.name}/rows/.",
         kinds={"parquet", "s3"},
         metadata={"dagster/column_schema": column_schema(clean_schema(dataset)), "contract_version": dataset.version},
+        check_specs=check_specs(clean_key_of(dataset), checks),
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
     )
     def clean(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         store = lake.store()
@@ -47,6 +58,18 @@ def build_clean_asset(dataset: Dataset) -> dg.AssetsDefinition:
         }
         if sample is not None:
             metadata["preview"] = preview(sample)
-        return dg.MaterializeResult(metadata=metadata)
+        outcomes = run_clean_checks(store, dataset, day)
+        metadata["rows_per_rule"] = dg.MetadataValue.md(_rule_table(result.rule_counts))
+        return dg.MaterializeResult(
+            metadata=metadata, check_results=check_results(clean_key_of(dataset), checks, outcomes)
+        )
 
     return clean
+
+
+def _rule_table(rule_counts: dict[str, int]) -> str:
+    """Quarantined rows per rule, for the partition's materialization page."""
+    if not rule_counts:
+        return "_no row quarantined_"
+    rows = sorted(rule_counts.items(), key=lambda item: -item[1])
+    return "\n".join(["| rule | rows quarantined |", "|---|---|", *[f"| {rule} | {count} |" for rule, count in rows]])

@@ -4,6 +4,7 @@ An event may be delivered in more than one file (at-least-once upstream); stagin
 ``event_id`` for the day.
 """
 
+from datetime import timedelta
 from decimal import Decimal
 
 from customer360.contracts.model import Dataset, Field, Kind, RowRule, StagingJoin
@@ -16,6 +17,8 @@ ACTIVITY_LOGS = Dataset(
     key=("event_id",),
     dedup_key=("event_id",),
     order_by=("_source_file", "_source_line"),
+    freshness_column="event_ts",
+    max_staleness=timedelta(days=1),
     staging_joins=(StagingJoin("customers", on=("customer_id",), columns=(("plan_id", "plan_id"),)),),
     fields=(
         Field("event_id", Kind.TEXT, required=True),

@@ -5,6 +5,7 @@ Newer CRM releases add ``plan_id``, ``email``, ``msisdn`` and ``updated_at``: op
 files in both layouts are accepted and mix freely (schema evolution by addition).
 """
 
+from datetime import timedelta
 from decimal import Decimal
 
 from customer360.contracts.model import Dataset, Field, Kind, StagingJoin
@@ -22,6 +23,8 @@ CUSTOMERS = Dataset(
     # The newest record of a customer wins: latest business day, then change time, then file and line.
     order_by=("_record_date", "updated_at", "_source_file", "_source_line"),
     snapshot=True,
+    freshness_column="updated_at",
+    max_staleness=timedelta(days=3),
     staging_joins=(
         StagingJoin(
             "plans", on=("plan_id",), columns=(("plan_name", "plan_name"), ("monthly_fee", "plan_monthly_fee"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -137,6 +138,10 @@ class Dataset:
     staging_joins: tuple[StagingJoin, ...] = ()
     # Above this share of rule-breaking rows the gate rejects the whole file.
     max_bad_row_share: float = 0.05
+    # Freshness (an advisory asset check): the newest record of a partition, by this column when set,
+    # may be at most this old at the end of the partition's day.
+    freshness_column: str | None = None
+    max_staleness: timedelta = timedelta(days=2)
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

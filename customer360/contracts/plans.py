@@ -1,5 +1,6 @@
 """plans: the product catalog, one record per plan (snapshot or changed plans)."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 from customer360.contracts.model import Dataset, Field, Kind, RowRule
@@ -13,6 +14,8 @@ PLANS = Dataset(
     dedup_key=("plan_id",),
     order_by=("_record_date", "_source_file", "_source_line"),
     snapshot=True,
+    # The catalog changes a few times a year; a snapshot weeks old is normal.
+    max_staleness=timedelta(days=120),
     fields=(
         Field("plan_id", Kind.TEXT, required=True, unique_in_file=True),
         Field("plan_name", Kind.TEXT, required=True),

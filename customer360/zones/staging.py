@@ -69,6 +69,8 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+# Local lakes hand DuckDB paths under .../dt=YYYY-MM-DD/; without hive_partitioning = false it would add a
+# ``dt`` column on the local backend only, and staging's schema would differ between backends.
 def _paths_sql(paths: list[Path]) -> str:
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
 
@@ -127,7 +129,7 @@ def _event_source(store: LakeStore, dataset: Dataset, clean_keys: list[str], fol
     order = ", ".join(f"{_quote(c)}" for c in dataset.order_by) or "_source_file, _source_line"
     keys = ", ".join(_quote(c) for c in dataset.dedup_key)
     return (
-        f"SELECT * FROM read_parquet({_paths_sql(paths)}, union_by_name = true) "
+        f"SELECT * FROM read_parquet({_paths_sql(paths)}, union_by_name = true, hive_partitioning = false) "
         f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
     )
 
@@ -147,7 +149,10 @@ def _snapshot_source(
     if previous_keys:
         previous = fetch_many(store, previous_keys, folder)
         excluded = ", ".join(_quote(c) for c in ["partition_date", *sorted(joined)])
-        parts.append(f"SELECT * EXCLUDE ({excluded}) FROM read_parquet({_paths_sql(previous)}, union_by_name = true)")
+        parts.append(
+            f"SELECT * EXCLUDE ({excluded}) "
+            f"FROM read_parquet({_paths_sql(previous)}, union_by_name = true, hive_partitioning = false)"
+        )
         history = clean_keys
     else:
         result.rebuilt_from_history = True
@@ -161,7 +166,7 @@ def _snapshot_source(
         paths = fetch_many(store, history, folder)
         parts.append(
             f"SELECT * EXCLUDE (partition_date), partition_date AS _record_date "
-            f"FROM read_parquet({_paths_sql(paths)}, union_by_name = true)"
+            f"FROM read_parquet({_paths_sql(paths)}, union_by_name = true, hive_partitioning = false)"
         )
     if not parts:
         return None
@@ -183,7 +188,10 @@ def _enriched(store: LakeStore, dataset: Dataset, day: date, source_sql: str, fo
         wanted = ", ".join(_quote(c) for c, _ in join.columns)
         if keys:
             paths = fetch_many(store, keys, folder)
-            relation = f"(SELECT DISTINCT ON ({columns}) {columns}, {wanted} FROM read_parquet({_paths_sql(paths)}))"
+            relation = (
+                f"(SELECT DISTINCT ON ({columns}) {columns}, {wanted} "
+                f"FROM read_parquet({_paths_sql(paths)}, hive_partitioning = false))"
+            )
         else:
             types = _column_types(other, [c for c, _ in join.columns] + list(join.on))
             nulls = ", ".join(f"NULL::{types[c]} AS {_quote(c)}" for c in [*join.on, *[c for c, _ in join.columns]])
