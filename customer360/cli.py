@@ -71,6 +71,30 @@ def _ledger(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quarantine(args: argparse.Namespace) -> int:
+    from customer360.contracts import DATASETS
+    from customer360.zones.clean import query_quarantine
+
+    store = lake_resource_from_env().store()
+    rows = query_quarantine(store, DATASETS[args.dataset], args.day, rule=args.rule, column=args.column)
+    if args.json:
+        for row in rows.to_pylist():
+            print(json.dumps(row, default=str))
+        return 0
+    print(f"{'source file':<60} {'line':>7}  {'rule':<24} {'column':<16} value")
+    for row in rows.slice(0, args.limit).to_pylist():
+        print(
+            f"{row['_source_file']:<60} {row['_source_line']:>7}  {row['rule']:<24} {row['column'] or '-':<16} "
+            f"{row['value']!r}"
+        )
+    counts = rows.group_by("rule").aggregate([("rule", "count")]).to_pylist()
+    summary = ", ".join(f"{c['rule']}: {c['rule_count']}" for c in sorted(counts, key=lambda c: -c["rule_count"]))
+    shown = f" (first {args.limit} shown)" if rows.num_rows > args.limit else ""
+    plural = "s" if rows.num_rows != 1 else ""
+    print(f"{rows.num_rows} quarantined row{plural}{shown}" + (f"; {summary}" if summary else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="customer360", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -102,6 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_argument("--key", help="substring of the raw or destination key")
     ledger.add_argument("--json", action="store_true", help="one JSON object per line")
     ledger.set_defaults(run=_ledger)
+
+    from customer360.contracts import DATASETS
+
+    quarantine = commands.add_parser("quarantine", help="query the rows quarantined for breaking a contract rule")
+    quarantine.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    quarantine.add_argument("--day", required=True, type=date.fromisoformat)
+    quarantine.add_argument("--rule", help="only rows that broke this rule (e.g. e164, allowed_values, type)")
+    quarantine.add_argument("--column", help="only rows whose first broken rule was on this column")
+    quarantine.add_argument("--limit", type=int, default=50, help="rows printed in the table view")
+    quarantine.add_argument("--json", action="store_true", help="every matching row as one JSON object per line")
+    quarantine.set_defaults(run=_quarantine)
     return parser
 
 

@@ -206,10 +206,11 @@ def duplicate_keys(paths: list[Path], key: list[str], folder: Path) -> Failures:
     if not paths:
         return found
     keys = ", ".join(_quote(c) for c in key)
+    present = " AND ".join(f"{_quote(c)} IS NOT NULL" for c in key)
     with _connect(folder) as connection:
         relation = f"read_parquet({_paths_sql(paths)}, {_READ_OPTIONS})"
         duplicated = (
-            f"SELECT {keys}, count(*) AS n FROM {relation} WHERE {' AND '.join(f'{_quote(c)} IS NOT NULL' for c in key)}"
+            f"SELECT {keys}, count(*) AS n FROM {relation} WHERE {present}"
             f" GROUP BY {keys} HAVING count(*) > 1"
         )
         (extra_rows,) = connection.execute(f"SELECT coalesce(sum(n - 1), 0) FROM ({duplicated})").fetchone()  # type: ignore[misc]

@@ -192,10 +192,16 @@ class ContractEvaluator:
         return table.filter(good)
 
     def _rescued(self, batch: pa.RecordBatch, rows: int) -> pa.Array:
-        """Fields the contract does not know yet, kept as one JSON object per row, never dropped."""
-        if not self.rescued_columns:
+        """Fields the contract does not know yet, kept as one JSON object per row, never dropped.
+
+        Read from each batch, not only the header: a JSON Lines file may introduce a key mid-file.
+        """
+        known = set(self.dataset.source_names)
+        unknown = [name for name in batch.schema.names if name not in known]
+        self.rescued_columns = (*self.rescued_columns, *[n for n in unknown if n not in self.rescued_columns])
+        if not unknown:
             return pa.nulls(rows, pa.string())
-        columns = {name: batch.column(name).to_pylist() for name in self.rescued_columns if name in batch.schema.names}
+        columns = {name: batch.column(name).to_pylist() for name in unknown}
         return pa.array(
             [
                 json.dumps({name: values[i] for name, values in columns.items()}, ensure_ascii=False)

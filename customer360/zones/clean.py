@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from customer360.contracts import Dataset
@@ -26,6 +27,16 @@ from customer360.processing.formats import StringBatches, detect_format
 from customer360.processing.standardize import QUARANTINE_SCHEMA, ContractEvaluator, FileStats, clean_schema
 
 PARQUET_COMPRESSION = "zstd"
+# Parquet key-value metadata on every clean file: which contract wrote it, readable from the footer alone.
+CONTRACT_VERSION_KEY = b"customer360.contract_version"
+DATASET_KEY = b"customer360.dataset"
+
+
+def versioned_schema(dataset: Dataset) -> pa.Schema:
+    """The clean schema, stamped with the contract (also in the ``_contract_version`` column of every row)."""
+    return clean_schema(dataset).with_metadata(
+        {CONTRACT_VERSION_KEY: dataset.version.encode(), DATASET_KEY: dataset.name.encode()}
+    )
 
 
 @dataclass
@@ -107,7 +118,7 @@ def _clean_file(
         clean_path, quarantine_path = folder / "clean.parquet", folder / "quarantine.parquet"
         quarantine_writer: pq.ParquetWriter | None = None
         started = time.perf_counter()
-        with pq.ParquetWriter(clean_path, clean_schema(dataset), compression=PARQUET_COMPRESSION) as writer:
+        with pq.ParquetWriter(clean_path, versioned_schema(dataset), compression=PARQUET_COMPRESSION) as writer:
             for batch, first_line in batches:
                 batch_result = evaluator.evaluate(batch, first_line)
                 stats.add(batch_result)
@@ -121,6 +132,7 @@ def _clean_file(
                 if stats.rows and stats.rows % 1_000_000 < batch.num_rows:
                     rate = stats.rows / max(time.perf_counter() - started, 1e-9)
                     log.info("%s: %d rows typed (%.0f rows/s)", source_name, stats.rows, rate)
+        stats.rescued_columns = evaluator.rescued_columns
         if quarantine_writer is not None:
             quarantine_writer.close()
         store.put_file(clean_key, clean_path)
@@ -138,6 +150,30 @@ def read_clean(store: LakeStore, dataset: Dataset, day: date) -> pa.Table:
 def read_quarantine(store: LakeStore, dataset: Dataset, day: date) -> pa.Table:
     keys = [o.key for o in store.list(layout.quarantine_prefix(dataset.name, day)) if o.key.endswith(".parquet")]
     return _read_parquet(store, keys, QUARANTINE_SCHEMA)
+
+
+def query_quarantine(
+    store: LakeStore,
+    dataset: Dataset,
+    day: date,
+    *,
+    rule: str | None = None,
+    column: str | None = None,
+    source_contains: str | None = None,
+) -> pa.Table:
+    """The day's quarantined rows, optionally only those that broke ``rule`` (on ``column``), in source order.
+
+    Each row says which rule it broke first, on which column, with which raw value, how many rules it
+    broke in all, the whole raw record as JSON, and its source file and line.
+    """
+    table = read_quarantine(store, dataset, day)
+    if rule is not None:
+        table = table.filter(pc.equal(table["rule"], rule))
+    if column is not None:
+        table = table.filter(pc.equal(table["column"], column))
+    if source_contains is not None:
+        table = table.filter(pc.match_substring(table["_source_file"], source_contains))
+    return table.sort_by([("_source_file", "ascending"), ("_source_line", "ascending")])
 
 
 def _read_parquet(store: LakeStore, keys: list[str], schema: pa.Schema) -> pa.Table:
