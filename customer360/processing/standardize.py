@@ -270,8 +270,9 @@ def _convert(contract_field: Field, value: pa.Array) -> tuple[pa.Array, list[Vio
         typed = pc.if_else(pc.fill_null(ok, False), digits, pa.nulls(len(value), pa.string()))
     elif kind in (Kind.FLAG, Kind.STATE):
         allowed = pa.array(contract_field.allowed_values)
+        # is_in says False (not null) for a null value; a blank optional flag or state is null, not a violation.
         known = pc.is_in(value, allowed)
-        violations.append(Violation("allowed_values", name, _false_where(known)))
+        violations.append(Violation("allowed_values", name, pc.and_(pc.is_valid(value), pc.invert(known))))
         if kind is Kind.FLAG:
             typed = pc.equal(value, pa.scalar(contract_field.true_value))
         else:
