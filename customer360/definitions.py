@@ -19,6 +19,7 @@ from customer360.assets.warehouse import build_warehouse_asset
 from customer360.automation import build_automation_sensor, with_automation
 from customer360.contracts import DATASETS
 from customer360.lake.resource import LakeResource, lake_resource_from_env
+from customer360.sensors.alerts import build_alert_sensor
 from customer360.sensors.raw_sensor import build_gate_job, build_raw_sensor
 from customer360.warehouse.resource import WarehouseResource, warehouse_resource_from_env
 

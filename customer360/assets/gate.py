@@ -2,6 +2,12 @@
 
 A ``multi_asset`` because one decision (accept or refuse each raw file) writes both zones; either can
 be empty for a day. See ``customer360.ingest.gate`` for the move protocol.
+
+A rejection must be loud: ``rejected/<dataset>`` carries the asset check ``no_rejected_files`` (severity
+WARN, recorded per partition), failing while the day has rejected files that no later arrival made
+good, with each file's reasons and report key in its metadata, so the UI shows why without opening the
+lake. The materialization lists the run's rejected files as ``rejected_files`` for the alert sensor
+(``customer360.sensors.alerts``).
 """
 
 import dagster as dg
@@ -9,7 +15,7 @@ import dagster as dg
 from customer360.assets.metadata import key_list
 from customer360.contracts import Dataset
 from customer360.ingest.gate import run_gate
-from customer360.lake.ledger import ARCHIVED, DUPLICATE, REJECTED
+from customer360.lake.ledger import ARCHIVED, DUPLICATE, REJECTED, Ledger, outstanding_rejections
 from customer360.lake.resource import LakeResource
 from customer360.partitions import daily_partitions, partition_day
 
@@ -20,6 +26,32 @@ def archive_key_of(dataset: Dataset) -> dg.AssetKey:
 
 def rejected_key_of(dataset: Dataset) -> dg.AssetKey:
     return dg.AssetKey(["rejected", dataset.name])
+
+
+REJECTION_CHECK = "no_rejected_files"
+REJECTED_FILES_METADATA = "rejected_files"  # the alert sensor reads this key of each materialization
+
+
+def rejection_check_result(
+    asset_key: dg.AssetKey, outstanding: list[dict[str, object]], resolved: int = 0
+) -> dg.AssetCheckResult:
+    """The WARN check result for rejected files: reasons and report keys where the UI shows them."""
+    reasons = sorted({str(reason) for f in outstanding for reason in f["reasons"]})  # type: ignore[attr-defined]
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=REJECTION_CHECK,
+        passed=not outstanding,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{len(outstanding)} rejected file(s): {', '.join(reasons)}" if outstanding else "no rejected files"
+        ),
+        metadata={
+            "rejected_files": len(outstanding),
+            "resolved_by_a_later_file": resolved,
+            "reasons": dg.MetadataValue.json({str(f["raw_key"]): f["reasons"] for f in outstanding}),
+            "report_keys": key_list([str(f["report_key"]) for f in outstanding]),
+        },
+    )
 
 
 def build_gate_asset(dataset: Dataset) -> dg.AssetsDefinition:
@@ -46,9 +78,19 @@ def build_gate_asset(dataset: Dataset) -> dg.AssetsDefinition:
         ],
         partitions_def=daily_partitions,
         op_tags={"customer360/step": "gate"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                REJECTION_CHECK,
+                asset=rejected_key_of(dataset),
+                description="Warns while the day has rejected files no later arrival made good; the metadata "
+                "names each file's reasons and its report in rejected/.",
+                partitions_def=daily_partitions,  # recorded per day, like the asset
+            )
+        ],
     )
     def gate(context: dg.AssetExecutionContext, lake: LakeResource):  # noqa: ANN202 - generator of results
-        run = run_gate(lake.store(), dataset, partition_day(context), log=context.log)
+        store, day = lake.store(), partition_day(context)
+        run = run_gate(store, dataset, day, log=context.log)
         archived, rejected, duplicates = run.of(ARCHIVED), run.of(REJECTED), run.of(DUPLICATE)
         yield dg.MaterializeResult(
             asset_key=archive_key_of(dataset),
@@ -67,7 +109,17 @@ def build_gate_asset(dataset: Dataset) -> dg.AssetsDefinition:
                 "files_rejected": len(rejected),
                 "reasons": dg.MetadataValue.json({f.raw_key: f.reasons for f in rejected}),
                 "report_keys": key_list([str(f.report_key) for f in rejected]),
+                REJECTED_FILES_METADATA: dg.MetadataValue.json([f.alert_fields() for f in rejected]),
             },
+        )
+        # The day's state, not this run's: a replay with an empty raw/ must not turn the check green.
+        day_entries = Ledger(store).entries(dataset.name, day)
+        outstanding = outstanding_rejections(day_entries)
+        resolved = len([e for e in day_entries if e.outcome == REJECTED]) - len(outstanding)
+        yield rejection_check_result(
+            rejected_key_of(dataset),
+            [{"raw_key": e.raw_key, "reasons": list(e.reasons), "report_key": e.report_key} for e in outstanding],
+            resolved,
         )
         if run.errors:
             raise dg.Failure(

@@ -1,12 +1,15 @@
 """rejected/unroutable: raw objects outside ``raw/<dataset>/<YYYY-MM-DD>/``, rejected with a reason.
 
-Not partitioned: such an object has no valid day by definition. The raw sensor requests it whenever a
+Not partitioned: such an object has no valid day by definition. Like the day's rejected assets it
+carries the WARN check ``no_rejected_files`` (failing when this run rejected anything) and lists its
+rejected files for the alert sensor. The raw sensor requests it whenever a
 listing finds one; the demo and a user can materialize it at any time (it is idempotent: an empty raw/
 moves nothing).
 """
 
 import dagster as dg
 
+from customer360.assets.gate import REJECTED_FILES_METADATA, REJECTION_CHECK, rejection_check_result
 from customer360.assets.metadata import key_list
 from customer360.ingest.unroutable import reject_unroutable
 from customer360.lake.resource import LakeResource
@@ -20,16 +23,26 @@ UNROUTABLE_KEY = dg.AssetKey(["rejected", "unroutable"])
     description="Raw objects naming no known dataset or no valid business date, moved to rejected/_unroutable/ "
     "with a JSON report each.",
     kinds={"s3"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            REJECTION_CHECK,
+            asset=UNROUTABLE_KEY,
+            description="Warns when the sweep rejected objects; the metadata names each one's reason and report.",
+        )
+    ],
 )
 def unroutable_raw_files(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     run = reject_unroutable(lake.store(), log=context.log)
     if run.errors:
         raise dg.Failure(description=f"{len(run.errors)} object(s) could not be moved",
                          metadata={"errors": dg.MetadataValue.json(run.errors)})
+    fields = [f.alert_fields() for f in run.files]
     return dg.MaterializeResult(
         metadata={
             "files_rejected": len(run.files),
             "reasons": dg.MetadataValue.json({f.raw_key: f.reasons for f in run.files}),
             "report_keys": key_list([str(f.report_key) for f in run.files]),
-        }
+            REJECTED_FILES_METADATA: dg.MetadataValue.json(fields),
+        },
+        check_results=[rejection_check_result(UNROUTABLE_KEY, fields)],
     )

@@ -66,6 +66,20 @@ class FileOutcome:
     rows: int = 0
     bad_rows: int = 0
     corrects: str | None = None
+    entry_id: str | None = None  # the arrival's ledger entry: what alerts are deduplicated on
+    dataset: str | None = None
+    partition: str | None = None
+
+    def alert_fields(self) -> dict[str, object]:
+        """What a rejection alert needs, as recorded in the rejected asset's materialization."""
+        return {
+            "entry_id": self.entry_id,
+            "dataset": self.dataset,
+            "partition": self.partition,
+            "raw_key": self.raw_key,
+            "reasons": list(self.reasons),
+            "report_key": self.report_key,
+        }
 
 
 @dataclass
@@ -103,7 +117,7 @@ def run_gate(
     ledger = Ledger(store)
     for info in list(store.list(layout.raw_prefix(dataset.name, day))):
         # A key in a sub-folder of the day, or with '..' in it, lists under the day but is not a file of it.
-        _, _, unroutable = route(info.key)
+        unroutable = key_defect(info.key)
         try:
             run.files.append(
                 admit(store, ledger, info, dataset=dataset, day=day, unroutable_reason=unroutable, fault=fault)
@@ -144,6 +158,9 @@ def admit(
                 list(recorded.reasons),
                 recorded.report_key,
                 recorded.rows or 0,
+                entry_id=entry_id,
+                dataset=dataset_name,
+                partition=partition,
             )
 
         if unroutable_reason or dataset is None or day is None:
@@ -203,7 +220,17 @@ def admit(
         fault("ledgered", info.key)
         store.delete(info.key)
         return FileOutcome(
-            info.key, outcome, destination, verdict.reasons, report_key, verdict.rows, verdict.bad_rows, corrects
+            info.key,
+            outcome,
+            destination,
+            verdict.reasons,
+            report_key,
+            verdict.rows,
+            verdict.bad_rows,
+            corrects,
+            entry_id=entry_id,
+            dataset=dataset_name,
+            partition=partition,
         )
 
 
@@ -314,25 +341,34 @@ def _report(
 
 
 def route(key: str) -> tuple[Dataset | None, date | None, tuple[str, str] | None]:
-    """Which dataset and day a raw key belongs to, and why it is not a file of that day if it is not.
+    """Which dataset and day's gate a raw key goes to, or why it goes to none (the unroutable sweep).
 
-    A dataset and day are returned whenever the key names them, even with a reason, so that a bad key
-    inside a day's folder is rejected (and alerted on) as part of that day.
+    Any key under a valid ``raw/<dataset>/<YYYY-MM-DD>/`` routes to that day's gate, which lists the
+    whole prefix, so it also judges the file name there (``key_defect``): a bad key inside a day's folder
+    is rejected, reported and alerted on as part of that day.
     """
     parsed = layout.parse_raw_key(key)
-    dataset = DATASETS.get(parsed.dataset) if parsed else None
-    day = parsed.day if parsed and dataset else None
     segments = key.split("/")
-    if any(s in ("", ".", "..") for s in segments) or not all(c.isprintable() for c in key):
-        return dataset, day, ("unsafe_key", f"{key!r} has '.', '..' or empty path segments or control characters")
+    if parsed is not None and parsed.dataset in DATASETS and parsed.day is not None:
+        return DATASETS[parsed.dataset], parsed.day, None
+    defect = key_defect(key)
+    if defect is not None and defect[0] == "unsafe_key":
+        return None, None, defect
     if parsed is None:
         if len(segments) == 3 and segments[1] in DATASETS:
             return DATASETS[segments[1]], None, ("missing_partition_date", f"{key!r} has no <YYYY-MM-DD>/ folder")
         return None, None, ("unroutable_key", f"{key!r} is not raw/<dataset>/<YYYY-MM-DD>/<file name>")
+    dataset = DATASETS.get(parsed.dataset)
     if dataset is None:
         return None, None, ("unknown_dataset", f"{parsed.dataset!r} is not one of {sorted(DATASETS)}")
-    if day is None:
-        return dataset, None, ("invalid_partition_date", f"{parsed.day_text!r} is not a valid YYYY-MM-DD date")
-    if "/" in parsed.name:
-        return dataset, day, ("unroutable_key", f"{key!r} is in a sub-folder of the day's folder")
-    return dataset, day, None
+    return dataset, None, ("invalid_partition_date", f"{parsed.day_text!r} is not a valid YYYY-MM-DD date")
+
+
+def key_defect(key: str) -> tuple[str, str] | None:
+    """Why a key under a day's folder is not a file of that day: unsafe segments, or a sub-folder."""
+    if any(s in ("", ".", "..") for s in key.split("/")) or not all(c.isprintable() for c in key):
+        return "unsafe_key", f"{key!r} has '.', '..' or empty path segments, or control characters"
+    parsed = layout.parse_raw_key(key)
+    if parsed is not None and "/" in parsed.name:
+        return "unroutable_key", f"{key!r} is in a sub-folder of the day's folder"
+    return None

@@ -120,6 +120,23 @@ def current_archive_versions(entries: Iterable[LedgerEntry]) -> list[LedgerEntry
     return sorted(newest.values(), key=lambda e: e.source_name)
 
 
+def outstanding_rejections(entries: Iterable[LedgerEntry]) -> list[LedgerEntry]:
+    """Rejected arrivals no later accepted arrival of the same file name has made good (oldest first).
+
+    A day whose rejected file was resent fixed is healthy again; its rejection stays in the ledger and
+    in rejected/ for the audit trail, but no longer fails the day's check.
+    """
+    open_: dict[str, LedgerEntry] = {}
+    for entry in entries:
+        if entry.outcome == REJECTED:
+            open_[entry.raw_key] = entry
+        else:
+            for key, rejected in list(open_.items()):
+                if rejected.source_name == entry.source_name:
+                    del open_[key]
+    return sorted(open_.values(), key=lambda e: (e.first_seen, e.entry_id))
+
+
 def query(
     ledger: Ledger,
     *,

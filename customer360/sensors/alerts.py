@@ -1,0 +1,208 @@
+"""The rejection alert sensor: one message per rejected file, to Slack, a webhook, or the Dagster log.
+
+Where rejections come from: every gate run records its rejected files in the ``rejected_files`` metadata
+of the ``rejected/<dataset>`` (and ``rejected/unroutable``) materialization. The sensor reads those
+materializations from Dagster's event log after a per-asset storage-id cursor, so a tick costs one
+indexed query per asset, however old the lake; listing the ledger instead would grow with it forever.
+
+Why a marker in the lake as well as the cursor: Dagster persists a sensor's cursor only when a tick
+completes, so a tick that sent some alerts and then died (deploy, OOM) would send them again. Before
+sending, the sensor claims the file with a create-only marker ``alerts/sent/<ledger entry id>.json``;
+an existing marker means the alert went out already (or is going out), whatever the cursor says, and
+it survives restarts, a reset cursor, and a second deployment of the sensor. A send that fails releases
+its claim and stops the tick, leaving the cursor before that materialization, so the next tick retries
+exactly the unsent files. The one remaining gap is a process killed between claim and send: that alert
+is lost rather than sent twice, and the file still fails its day's ``no_rejected_files`` check.
+
+Destination, from the environment at each tick: Slack through dagster-slack when ``SLACK_TOKEN`` and
+``CUSTOMER360_SLACK_CHANNEL`` are set, else ``CUSTOMER360_ALERT_WEBHOOK_URL`` (POST of one JSON object),
+else the sensor's Dagster log.
+
+Without ``from __future__ import annotations``: Dagster rejects a string annotation on ``context``.
+"""
+
+import json
+import os
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import dagster as dg
+from dagster_slack import SlackResource
+
+from customer360.assets.gate import REJECTED_FILES_METADATA, rejected_key_of
+from customer360.assets.unroutable import UNROUTABLE_KEY
+from customer360.contracts import DATASETS
+from customer360.lake.resource import LakeResource
+from customer360.lake.store import LakeStore, ObjectExistsError
+
+ALERT_SENSOR_NAME = "rejection_alerts"
+SENT_PREFIX = "alerts/sent/"
+RECORDS_PER_TICK = 100
+WEBHOOK_TIMEOUT_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One rejected file, as an alert tells it."""
+
+    entry_id: str
+    dataset: str
+    day: str | None
+    raw_key: str
+    reasons: tuple[str, ...]
+    report_key: str | None
+
+    @classmethod
+    def from_metadata(cls, item: dict[str, object]) -> "Rejection":
+        return cls(
+            entry_id=str(item["entry_id"]),
+            dataset=str(item.get("dataset") or "_unroutable"),
+            day=str(item["partition"]) if item.get("partition") else None,
+            raw_key=str(item["raw_key"]),
+            reasons=tuple(str(r) for r in item.get("reasons") or ()),  # type: ignore[attr-defined]
+            report_key=str(item["report_key"]) if item.get("report_key") else None,
+        )
+
+    @property
+    def text(self) -> str:
+        return (
+            f":warning: customer360 rejected `{self.raw_key}` ({self.dataset}, day {self.day or 'none'}): "
+            f"{', '.join(self.reasons)}. Report: `{self.report_key}`"
+        )
+
+    def payload(self) -> dict[str, object]:
+        return {
+            "event": "customer360.file_rejected",
+            "dataset": self.dataset,
+            "day": self.day,
+            "raw_key": self.raw_key,
+            "reasons": list(self.reasons),
+            "report_key": self.report_key,
+            "ledger_entry_id": self.entry_id,
+            "text": self.text,
+        }
+
+
+class AlertDestination(Protocol):
+    name: str
+
+    def send(self, rejection: Rejection) -> None:
+        """Deliver one alert; raise when it was not delivered."""
+        ...
+
+
+class SlackDestination:
+    name = "slack"
+
+    def __init__(self, slack: SlackResource, channel: str) -> None:
+        self.client = slack.get_client()
+        self.channel = channel
+
+    def send(self, rejection: Rejection) -> None:
+        # slack_sdk raises SlackApiError on a response with ok=false.
+        self.client.chat_postMessage(channel=self.channel, text=rejection.text)
+
+
+class WebhookDestination:
+    name = "webhook"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def send(self, rejection: Rejection) -> None:
+        request = urllib.request.Request(
+            self.url,
+            data=json.dumps(rejection.payload()).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        # urlopen raises HTTPError for any status >= 400.
+        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310 - configured URL
+            response.read()
+
+
+class LogDestination:
+    name = "dagster_log"
+
+    def __init__(self, warn: Callable[[str], object]) -> None:
+        self.warn = warn
+
+    def send(self, rejection: Rejection) -> None:
+        self.warn(rejection.text)
+
+
+def destination_from_env(warn: Callable[[str], object]) -> AlertDestination:
+    token = os.environ.get("SLACK_TOKEN", "").strip()
+    channel = os.environ.get("CUSTOMER360_SLACK_CHANNEL", "").strip()
+    if token and channel:
+        return SlackDestination(SlackResource(token=token), channel)
+    url = os.environ.get("CUSTOMER360_ALERT_WEBHOOK_URL", "").strip()
+    if url:
+        return WebhookDestination(url)
+    return LogDestination(warn)
+
+
+def watched_assets() -> list[dg.AssetKey]:
+    return [*(rejected_key_of(d) for d in DATASETS.values()), UNROUTABLE_KEY]
+
+
+def claim(store: LakeStore, rejection: Rejection) -> bool:
+    """Claim the right to alert on this file; False when it was claimed (alerted) before."""
+    try:
+        store.put_bytes(
+            f"{SENT_PREFIX}{rejection.entry_id}.json", json.dumps(rejection.payload()).encode(), create_only=True
+        )
+    except ObjectExistsError:
+        return False
+    return True
+
+
+def build_alert_sensor(minimum_interval_seconds: int = 60) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=ALERT_SENSOR_NAME,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="One alert per rejected file (dataset, day, reason, report key) to Slack, a webhook or the "
+        "Dagster log; never two for the same file.",
+    )
+    def rejection_alerts(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
+        cursor: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+        destination = destination_from_env(context.log.warning)
+        store = lake.store()
+        sent = skipped = 0
+        failure: str | None = None
+        for asset_key in watched_assets():
+            name = asset_key.to_user_string()
+            records = context.instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=asset_key, after_storage_id=cursor.get(name)),
+                limit=RECORDS_PER_TICK,
+                ascending=True,
+            ).records
+            for record in records:
+                materialization = record.asset_materialization
+                listed = materialization.metadata.get(REJECTED_FILES_METADATA) if materialization else None
+                for item in listed.value if isinstance(listed, dg.JsonMetadataValue) else []:  # type: ignore[union-attr]
+                    rejection = Rejection.from_metadata(item)
+                    if not claim(store, rejection):
+                        skipped += 1
+                        continue
+                    try:
+                        destination.send(rejection)
+                    except Exception as error:  # noqa: BLE001 - retried next tick, from this materialization
+                        store.delete(f"{SENT_PREFIX}{rejection.entry_id}.json")
+                        failure = f"{destination.name} refused the alert for {rejection.raw_key}: {error}"
+                        break
+                    sent += 1
+                if failure:
+                    break
+                cursor[name] = record.storage_id
+            if failure:
+                break
+        if failure:
+            context.log.error(failure)
+        context.log.info(f"sent {sent} alert(s) to {destination.name}; {skipped} already sent")
+        return dg.SensorResult(cursor=json.dumps(cursor, sort_keys=True))
+
+    return rejection_alerts
