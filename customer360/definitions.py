@@ -56,7 +56,7 @@ def build_definitions(lake: LakeResource, warehouse: WarehouseResource) -> dg.De
     return dg.Definitions(
         assets=build_assets(),
         jobs=[pipeline_job, unroutable_job, gate_job],
-        sensors=[build_raw_sensor(gate_job, unroutable_job), build_automation_sensor()],
+        sensors=[build_raw_sensor(gate_job, unroutable_job), build_automation_sensor(), build_alert_sensor()],
         resources={"lake": lake, "warehouse": warehouse},
     )
 
