@@ -59,7 +59,10 @@ def field_cases() -> list[tuple[str, str, str, str]]:
     for dataset in DATASETS.values():
         for f in dataset.fields:
             if f.required:
-                cases += [(dataset.name, f.source_name, "", "required"), (dataset.name, f.source_name, "   ", "required")]
+                cases += [
+                    (dataset.name, f.source_name, "", "required"),
+                    (dataset.name, f.source_name, "   ", "required"),
+                ]
             if f.kind in (Kind.INT, Kind.DECIMAL, Kind.DATE, Kind.TIMESTAMP):
                 cases.append((dataset.name, f.source_name, "abc", "type"))
             if f.kind is Kind.DATE:
@@ -222,7 +225,11 @@ def test_emails_are_lowercased() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "e164"),
-    [("+44 20 7946 0958", "+442079460958"), ("0044 (20) 7946-0958", "+442079460958"), ("+1.415.555.0100", "+14155550100")],
+    [
+        ("+44 20 7946 0958", "+442079460958"),
+        ("0044 (20) 7946-0958", "+442079460958"),
+        ("+1.415.555.0100", "+14155550100"),
+    ],
 )
 def test_msisdn_is_normalized_to_e164(raw: str, e164: str) -> None:
     assert clean_row(msisdn=raw)["msisdn"] == e164

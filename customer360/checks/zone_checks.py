@@ -25,7 +25,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import dagster as dg
 
@@ -204,8 +204,9 @@ def _metadata(values: dict[str, object]) -> dict[str, dg.MetadataValue]:
 def run_clean_checks(store: LakeStore, dataset: Dataset, day: date) -> list[CheckOutcome]:
     """Every clean check of ``dataset`` for ``day``, from what the lake holds."""
     with scratch_dir() as folder:
-        paths = _fetch(store, layout.clean_prefix(dataset.name, day), folder / "clean")
-        quarantined = _fetch(store, layout.quarantine_prefix(dataset.name, day), folder / "quarantine")
+        named = _fetch_named(store, layout.clean_prefix(dataset.name, day), folder / "clean")
+        quarantined = _fetch_named(store, layout.quarantine_prefix(dataset.name, day), folder / "quarantine")
+        paths = list(named.values())
         validation = validate_files(
             paths, clean_model(dataset, day), newest_of=[c for c in [dataset.freshness_column] if c]
         )
@@ -217,7 +218,7 @@ def run_clean_checks(store: LakeStore, dataset: Dataset, day: date) -> list[Chec
                 found = duplicate_keys(paths, ["_source_file", name], folder)
                 failures.add(f"unique({name}) per file", found.count, found.samples)
             outcomes.append(_failures_outcome(UNIQUE, failures, validation, f"{', '.join(unique)} unique per file"))
-        outcomes.append(_row_accounting(store, dataset, day, paths, quarantined))
+        outcomes.append(_row_accounting(store, dataset, day, named, quarantined))
         outcomes.append(_freshness(dataset, day, validation, allow_empty=dataset.snapshot))
         outcomes.append(_unknown_columns(validation))
     return outcomes
@@ -254,8 +255,14 @@ def run_staging_checks(store: LakeStore, dataset: Dataset, day: date) -> list[Ch
 
 
 def _fetch(store: LakeStore, prefix: str, folder: Path) -> list[Path]:
+    return list(_fetch_named(store, prefix, folder).values())
+
+
+def _fetch_named(store: LakeStore, prefix: str, folder: Path) -> dict[str, Path]:
+    """Local copies of the Parquet objects under ``prefix``, by object name (local names differ per backend)."""
     folder.mkdir(parents=True, exist_ok=True)
-    return fetch_many(store, parquet_keys(store, prefix), folder)
+    keys = parquet_keys(store, prefix)
+    return {PurePosixPath(k).name: p for k, p in zip(keys, fetch_many(store, keys, folder), strict=True)}
 
 
 _DESCRIPTIONS: dict[str, Callable[[Dataset], str]] = {
@@ -300,12 +307,16 @@ def _sample_table(samples: list[dict[str, object]]) -> dg.MetadataValue:
 
 
 def _row_accounting(
-    store: LakeStore, dataset: Dataset, day: date, clean_paths: list[Path], quarantine_paths: list[Path]
+    store: LakeStore, dataset: Dataset, day: date, clean_files: dict[str, Path], quarantine_files: dict[str, Path]
 ) -> CheckOutcome:
-    """Every row of every current archived file is in clean or in the quarantine, file by file."""
+    """Every row of every current archived file is in clean or in the quarantine, file by file.
+
+    Counted from the Parquet footers of what the lake holds, against the ledger: independent of the step's
+    own bookkeeping, so it catches a lost or half-written file as well as a counting bug.
+    """
     sources = current_archive_versions(Ledger(store).entries(dataset.name, day))
-    clean_rows = {p.name: parquet_rows([p]) for p in clean_paths}
-    quarantined_rows = {p.name: parquet_rows([p]) for p in quarantine_paths}
+    clean_rows = {name: parquet_rows([p]) for name, p in clean_files.items()}
+    quarantined_rows = {name: parquet_rows([p]) for name, p in quarantine_files.items()}
     mismatches: list[dict[str, object]] = []
     expected_names = set()
     for entry in sources:
