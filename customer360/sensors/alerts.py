@@ -15,7 +15,8 @@ exactly the unsent files. The one remaining gap is a process killed between clai
 is lost rather than sent twice, and the file still fails its day's ``no_rejected_files`` check.
 
 Destination, from the environment at each tick: Slack through dagster-slack when ``SLACK_TOKEN`` and
-``CUSTOMER360_SLACK_CHANNEL`` are set, else ``CUSTOMER360_ALERT_WEBHOOK_URL`` (POST of one JSON object),
+``CUSTOMER360_SLACK_CHANNEL`` are set (``CUSTOMER360_SLACK_API_URL`` optionally replaces
+``https://slack.com/api/``), else ``CUSTOMER360_ALERT_WEBHOOK_URL`` (POST of one JSON object),
 else the sensor's Dagster log.
 
 Without ``from __future__ import annotations``: Dagster rejects a string annotation on ``context``.
@@ -96,8 +97,11 @@ class AlertDestination(Protocol):
 class SlackDestination:
     name = "slack"
 
-    def __init__(self, slack: SlackResource, channel: str) -> None:
+    def __init__(self, slack: SlackResource, channel: str, api_url: str | None = None) -> None:
         self.client = slack.get_client()
+        if api_url:
+            # A Slack-compatible gateway or egress proxy instead of https://slack.com/api/.
+            self.client.base_url = api_url
         self.channel = channel
 
     def send(self, rejection: Rejection) -> None:
@@ -137,7 +141,9 @@ def destination_from_env(warn: Callable[[str], object]) -> AlertDestination:
     token = os.environ.get("SLACK_TOKEN", "").strip()
     channel = os.environ.get("CUSTOMER360_SLACK_CHANNEL", "").strip()
     if token and channel:
-        return SlackDestination(SlackResource(token=token), channel)
+        return SlackDestination(
+            SlackResource(token=token), channel, os.environ.get("CUSTOMER360_SLACK_API_URL", "").strip() or None
+        )
     url = os.environ.get("CUSTOMER360_ALERT_WEBHOOK_URL", "").strip()
     if url:
         return WebhookDestination(url)

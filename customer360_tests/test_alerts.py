@@ -1,0 +1,193 @@
+"""The rejection alert sensor against real gate runs and a real HTTP server on 127.0.0.1.
+
+One message per rejected file, never two: across ticks (cursor), across a lost cursor (a restarted or
+redeployed sensor: the lake's claim markers), and after a failed delivery (retried once it works).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from customer360.lake.s3 import S3LakeStore
+from customer360.sensors.alerts import (
+    SENT_PREFIX,
+    LogDestination,
+    SlackDestination,
+    WebhookDestination,
+    build_alert_sensor,
+    destination_from_env,
+)
+from customer360_tests.corpus import CASES, DAY, customers_csv
+from customer360_tests.pipeline_harness import Pipeline, make_pipeline
+
+GATE_CUSTOMERS = ["raw/customers", "archive/customers", "rejected/customers"]
+
+
+class Webhook:
+    """A tiny webhook receiver: records every POSTed JSON body; can be told to fail."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, object]] = []
+        self.fail_next = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if owner.fail_next:
+                    owner.fail_next -= 1
+                    self.send_response(503)
+                else:
+                    owner.received.append(body)
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/customer360"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+
+@pytest.fixture
+def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[Webhook]:
+    hook = Webhook()
+    hook.thread.start()
+    monkeypatch.delenv("SLACK_TOKEN", raising=False)
+    monkeypatch.setenv("CUSTOMER360_ALERT_WEBHOOK_URL", hook.url)
+    try:
+        yield hook
+    finally:
+        hook.server.shutdown()
+        hook.server.server_close()
+
+
+@pytest.fixture
+def pipeline(lake, tmp_path: Path, request: pytest.FixtureRequest) -> Pipeline:
+    endpoint = request.getfixturevalue("moto_server") if isinstance(lake, S3LakeStore) else None
+    return make_pipeline(lake, tmp_path, endpoint)
+
+
+def tick(pipeline: Pipeline, cursor: str | None) -> str | None:
+    sensor = build_alert_sensor()
+    context = dg.build_sensor_context(instance=pipeline.instance, cursor=cursor, resources={"lake": pipeline.lake})
+    result = sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    return result.cursor
+
+
+def land(pipeline: Pipeline, *names: str) -> None:
+    for name in names:
+        case = next(c for c in CASES if c.name == name)
+        pipeline.store.put_bytes(case.key, case.data)
+
+
+def test_one_webhook_message_per_rejected_file_never_two(pipeline: Pipeline, webhook: Webhook) -> None:
+    land(pipeline, "latin1_value", "short_row", "utf8_bom")
+    assert pipeline.run_day(DAY, selection=GATE_CUSTOMERS).success
+
+    cursor = tick(pipeline, None)
+
+    assert sorted(m["raw_key"] for m in webhook.received) == [
+        f"raw/customers/{DAY}/latin1-value.csv",
+        f"raw/customers/{DAY}/short-row.csv",
+    ]
+    latin1 = next(m for m in webhook.received if "latin1" in str(m["raw_key"]))
+    assert latin1["dataset"] == "customers"
+    assert latin1["day"] == DAY.isoformat()
+    assert latin1["reasons"] == ["not_utf8"]
+    assert latin1["report_key"] == f"rejected/customers/{DAY}/latin1-value.csv.report.json"
+    assert pipeline.store.head(str(latin1["report_key"])) is not None
+
+    # The next tick, and a sensor that lost its cursor (reset, redeployed), send nothing again.
+    cursor = tick(pipeline, cursor)
+    assert tick(pipeline, None) is not None
+    assert len(webhook.received) == 2
+
+    # A replay of the day (nothing left in raw/) and a new bad file: exactly one new message.
+    assert pipeline.run_day(DAY, selection=GATE_CUSTOMERS).success
+    land(pipeline, "nul_bytes")
+    assert pipeline.run_day(DAY, selection=GATE_CUSTOMERS).success
+    tick(pipeline, cursor)
+    assert [m["reasons"] for m in webhook.received[2:]] == [["nul_bytes"]]
+
+
+def test_a_failed_delivery_is_retried_once_and_only_once(pipeline: Pipeline, webhook: Webhook) -> None:
+    land(pipeline, "short_row", "long_row")
+    assert pipeline.run_day(DAY, selection=GATE_CUSTOMERS).success
+    webhook.fail_next = 1
+
+    cursor = tick(pipeline, None)
+    assert webhook.received == []
+    assert not list(pipeline.store.list(SENT_PREFIX)), "a failed send releases its claim"
+
+    cursor = tick(pipeline, cursor)
+    tick(pipeline, cursor)
+    assert sorted(str(m["raw_key"]).rsplit("/", 1)[-1] for m in webhook.received) == ["long-row.csv", "short-row.csv"]
+
+
+def test_unroutable_objects_are_alerted_too(pipeline: Pipeline, webhook: Webhook) -> None:
+    land(pipeline, "unknown_dataset")
+    assert pipeline.reject_unroutable().success
+    tick(pipeline, None)
+    ((message),) = webhook.received
+    assert (message["dataset"], message["day"], message["reasons"]) == ("_unroutable", None, ["unknown_dataset"])
+
+
+def test_destination_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    warnings: list[str] = []
+    for name in ("SLACK_TOKEN", "CUSTOMER360_SLACK_CHANNEL", "CUSTOMER360_ALERT_WEBHOOK_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert isinstance(destination_from_env(warnings.append), LogDestination)
+    monkeypatch.setenv("CUSTOMER360_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    assert isinstance(destination_from_env(warnings.append), WebhookDestination)
+    monkeypatch.setenv("SLACK_TOKEN", "xoxb-test")
+    assert isinstance(destination_from_env(warnings.append), WebhookDestination), "Slack needs a channel too"
+    monkeypatch.setenv("CUSTOMER360_SLACK_CHANNEL", "#data-alerts")
+    slack = destination_from_env(warnings.append)
+    assert isinstance(slack, SlackDestination) and slack.channel == "#data-alerts"
+
+
+def test_slack_messages_go_through_dagster_slack(pipeline: Pipeline, webhook: Webhook,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """dagster-slack's client, pointed at the local server standing in for slack.com's Web API."""
+    slack_calls: list[dict[str, object]] = []
+
+    class SlackApi(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            raw = self.rfile.read(int(self.headers["Content-Length"]))
+            slack_calls.append({"path": self.path, "body": raw.decode()})
+            body = json.dumps({"ok": True, "channel": "C1", "ts": "1.0"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = HTTPServer(("127.0.0.1", 0), SlackApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("CUSTOMER360_SLACK_API_URL", f"http://127.0.0.1:{server.server_port}/api/")
+    monkeypatch.setenv("SLACK_TOKEN", "xoxb-test")
+    monkeypatch.setenv("CUSTOMER360_SLACK_CHANNEL", "#data-alerts")
+    try:
+        pipeline.store.put_bytes(f"raw/customers/{DAY}/crm.csv", customers_csv().replace(",", ";").encode())
+        assert pipeline.run_day(DAY, selection=GATE_CUSTOMERS).success
+        tick(pipeline, None)
+    finally:
+        server.shutdown()
+        server.server_close()
+    ((call),) = slack_calls
+    assert call["path"] == "/api/chat.postMessage"
+    assert "wrong_delimiter" in str(call["body"]) and "data-alerts" in str(call["body"])
+    assert webhook.received == [], "Slack wins over the webhook when both are configured"
