@@ -55,7 +55,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _ledger(args: argparse.Namespace) -> int:
     ledger = Ledger(lake_resource_from_env().store())
-    entries = list(query(ledger, dataset=args.dataset, day=args.day, outcome=args.outcome, key_contains=args.key))
+    entries = list(
+        query(
+            ledger, dataset=args.dataset, day=args.day, outcome=args.outcome, key_contains=args.key, reason=args.reason
+        )
+    )
     if args.json:
         for entry in entries:
             print(json.dumps(asdict(entry), default=str))
@@ -124,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_argument("--day", type=date.fromisoformat)
     ledger.add_argument("--outcome", choices=OUTCOMES)
     ledger.add_argument("--key", help="substring of the raw or destination key")
+    ledger.add_argument("--reason", help="a rejection reason code, e.g. not_utf8")
     ledger.add_argument("--json", action="store_true", help="one JSON object per line")
     ledger.set_defaults(run=_ledger)
 

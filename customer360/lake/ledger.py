@@ -144,11 +144,14 @@ def query(
     day: date | None = None,
     outcome: str | None = None,
     key_contains: str | None = None,
+    reason: str | None = None,
 ) -> Iterator[LedgerEntry]:
     """Filter the ledger the way the CLI asks it."""
     for name in [dataset] if dataset else ledger.datasets():
         for entry in ledger.entries(name, day):
             if outcome and entry.outcome != outcome:
+                continue
+            if reason and reason not in entry.reasons:
                 continue
             if key_contains and key_contains not in entry.raw_key and key_contains not in (entry.destination_key or ""):
                 continue
