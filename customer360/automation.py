@@ -62,16 +62,35 @@ def _blocking_missing_deps(relaxed: bool) -> dg.AutomationCondition:
     )
 
 
+def _blocking_checks_failed() -> dg.AutomationCondition:
+    """Some existing dependency's blocking checks did not pass (and will not run on this tick).
+
+    Built instead of ``~all_deps_blocking_checks_passed()``, whose ``all_deps_match`` is false (not
+    vacuously true) when a dependency maps to no partition at all: the first day's "previous snapshot"
+    would block every snapshot forever. Missing dependencies are the missing rule's business, so a clean
+    partition that does not exist (no file that day) has no checks to fail here.
+    """
+    passed = dg.AutomationCondition.all_checks_match(
+        dg.AutomationCondition.check_passed() | dg.AutomationCondition.will_be_requested(), blocking_only=True
+    )
+    return dg.AutomationCondition.any_deps_match(~dg.AutomationCondition.missing() & ~passed).with_label(
+        "any_deps_blocking_checks_failed"
+    )
+
+
 def downstream_condition(*, relaxed: bool = False) -> dg.AutomationCondition:
     """The condition for a clean, staging, warehouse or mart asset (see the module docstring)."""
-    trigger = dg.AutomationCondition.any_deps_updated() | dg.AutomationCondition.missing()
+    # ``missing()`` rather than ``newly_missing()``: a day whose gate ran before this sensor's first evaluation
+    # (daemon just started) is still picked up; a failed run is not retried every tick, only on new input.
+    retry_missing = dg.AutomationCondition.missing() & ~dg.AutomationCondition.execution_failed()
+    trigger = dg.AutomationCondition.any_deps_updated() | retry_missing
     return (
         trigger.since_last_handled()
         & day_has_files()
         & ~_blocking_missing_deps(relaxed)
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
-        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+        & ~_blocking_checks_failed()
     ).with_label("every_day_eager")
 
 
