@@ -16,10 +16,14 @@ row is quarantined.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -57,6 +61,7 @@ _SHAPES = {
     ),
 }
 _E164 = r"^\+[1-9][0-9]{6,14}$"
+EVALUATION_THREADS = min(4, os.cpu_count() or 1)
 
 
 def clean_schema(dataset: Dataset) -> pa.Schema:
@@ -73,8 +78,10 @@ class Violation:
 
 @dataclass
 class BatchResult:
-    clean: pa.Table
-    quarantine: pa.Table
+    rows: int
+    clean_rows: int
+    clean: pa.Table | None  # None when evaluated for counts only (the gate's verdict)
+    quarantine: pa.Table  # always built: it holds only the few rows that broke a rule
 
 
 @dataclass
@@ -87,9 +94,9 @@ class FileStats:
     rescued_columns: tuple[str, ...] = ()
 
     def add(self, result: BatchResult, max_samples: int = 20) -> None:
-        self.clean_rows += result.clean.num_rows
+        self.clean_rows += result.clean_rows
         self.quarantined_rows += result.quarantine.num_rows
-        self.rows += result.clean.num_rows + result.quarantine.num_rows
+        self.rows += result.rows
         if result.quarantine.num_rows:
             for rule, count in zip(*_value_counts(result.quarantine.column("rule")), strict=True):
                 self.rule_counts[rule] = self.rule_counts.get(rule, 0) + count
@@ -115,7 +122,12 @@ class ContractEvaluator:
         self._seen: dict[str, set[str]] = {f.name: set() for f in dataset.fields if f.unique_in_file}
         self._schema = clean_schema(dataset)
 
-    def evaluate(self, batch: pa.RecordBatch, first_line: int) -> BatchResult:
+    def evaluate(self, batch: pa.RecordBatch, first_line: int, *, collect: bool = True) -> BatchResult:
+        """Type and check one batch. ``collect=False`` skips building the clean rows (the gate only counts).
+
+        Safe to call from several threads at once for different batches, except for contracts with
+        ``unique_in_file`` fields, whose duplicates depend on batch order (see ``parallel_safe``).
+        """
         rows = batch.num_rows
         present = set(batch.schema.names)
         typed: dict[str, pa.Array] = {}
@@ -137,11 +149,18 @@ class ContractEvaluator:
                 violations.append(self._duplicates(contract_field, value))
         violations.extend(self._row_rule_violations(typed))
         bad = _any(violations, rows)
-        lines = pa.array(range(first_line, first_line + rows), pa.int64())
-        good = pc.invert(bad)
-        clean = self._clean_table(batch, typed, lines, good, rows)
-        quarantine = self._quarantine_table(batch, raw_values, violations, lines, bad)
-        return BatchResult(clean, quarantine)
+        bad_rows = pc.sum(bad).as_py() or 0
+        lines = pa.array(np.arange(first_line, first_line + rows, dtype=np.int64))
+        clean = None
+        if collect:
+            clean = self._clean_table(batch, typed, lines, pc.invert(bad) if bad_rows else None, rows)
+        quarantine = self._quarantine_table(batch, raw_values, violations, lines, bad, bad_rows)
+        return BatchResult(rows, rows - bad_rows, clean, quarantine)
+
+    @property
+    def parallel_safe(self) -> bool:
+        """Whether batches may be evaluated concurrently (no per-file state carried between batches)."""
+        return not self._seen
 
     def _duplicates(self, contract_field: Field, value: pa.Array) -> Violation:
         seen = self._seen[contract_field.name]
@@ -178,18 +197,18 @@ class ContractEvaluator:
         return found
 
     def _clean_table(
-        self, batch: pa.RecordBatch, typed: dict[str, pa.Array], lines: pa.Array, good: pa.Array, rows: int
+        self, batch: pa.RecordBatch, typed: dict[str, pa.Array], lines: pa.Array, good: pa.Array | None, rows: int
     ) -> pa.Table:
         lineage = {
-            "partition_date": pa.array([self.partition_date] * rows, pa.date32()),
-            "_source_file": pa.array([self.source_file] * rows, pa.string()),
+            "partition_date": _constant(self.partition_date, pa.date32(), rows),
+            "_source_file": _constant(self.source_file, pa.string(), rows),
             "_source_line": lines,
-            "_contract_version": pa.array([self.dataset.version] * rows, pa.string()),
+            "_contract_version": _constant(self.dataset.version, pa.string(), rows),
             "_rescued_data": self._rescued(batch, rows),
         }
         columns = [typed[f.name] if f.name in typed else lineage[f.name] for f in self._schema]
         table = pa.Table.from_arrays(columns, schema=self._schema)
-        return table.filter(good)
+        return table if good is None else table.filter(good)
 
     def _rescued(self, batch: pa.RecordBatch, rows: int) -> pa.Array:
         """Fields the contract does not know yet, kept as one JSON object per row, never dropped.
@@ -217,37 +236,66 @@ class ContractEvaluator:
         violations: list[Violation],
         lines: pa.Array,
         bad: pa.Array,
+        count: int,
     ) -> pa.Table:
-        count = pc.sum(bad).as_py() or 0
         if count == 0:
             return QUARANTINE_SCHEMA.empty_table()
-        rule = pa.nulls(len(bad), pa.string())
-        column = pa.nulls(len(bad), pa.string())
-        value = pa.nulls(len(bad), pa.string())
-        violation_count = pa.array([0] * len(bad), pa.int32())
+        # Work on the few bad rows only: first rule broken, its column and raw value, how many rules.
+        where = pc.indices_nonzero(bad)
+        rule = pa.nulls(count, pa.string())
+        column = pa.nulls(count, pa.string())
+        value = pa.nulls(count, pa.string())
+        violation_count = pa.array(np.zeros(count, dtype=np.int32))
         for violation in violations:
-            first = pc.and_(violation.mask, pc.is_null(rule))
+            mask = pc.take(violation.mask, where)
+            first = pc.and_(mask, pc.is_null(rule))
             rule = pc.if_else(first, pa.scalar(violation.rule), rule)
             column = pc.if_else(first, pa.scalar(violation.column, pa.string()), column)
             if violation.column in raw_values:
-                value = pc.if_else(first, raw_values[violation.column], value)
-            violation_count = pc.add(violation_count, pc.cast(violation.mask, pa.int32()))
-        bad_batch = batch.filter(bad)
-        records = [json.dumps(r, ensure_ascii=False) for r in bad_batch.to_pylist()]
+                value = pc.if_else(first, pc.take(raw_values[violation.column], where), value)
+            violation_count = pc.add(violation_count, pc.cast(mask, pa.int32()))
+        records = [json.dumps(r, ensure_ascii=False) for r in batch.take(where).to_pylist()]
         return pa.table(
             {
-                "partition_date": pa.array([self.partition_date] * count, pa.date32()),
-                "_source_file": pa.array([self.source_file] * count, pa.string()),
-                "_source_line": lines.filter(bad),
-                "rule": rule.filter(bad),
-                "column": column.filter(bad),
-                "value": value.filter(bad),
-                "violations": violation_count.filter(bad),
+                "partition_date": _constant(self.partition_date, pa.date32(), count),
+                "_source_file": _constant(self.source_file, pa.string(), count),
+                "_source_line": pc.take(lines, where),
+                "rule": rule,
+                "column": column,
+                "value": value,
+                "violations": violation_count,
                 "record": pa.array(records, pa.string()),
-                "_contract_version": pa.array([self.dataset.version] * count, pa.string()),
+                "_contract_version": _constant(self.dataset.version, pa.string(), count),
             },
             schema=QUARANTINE_SCHEMA,
         )
+
+
+def evaluate_stream(
+    evaluator: ContractEvaluator,
+    batches: Iterable[tuple[pa.RecordBatch, int]],
+    *,
+    collect: bool = True,
+    workers: int = EVALUATION_THREADS,
+) -> Iterator[BatchResult]:
+    """Evaluate a file's batches in order, ``workers`` at a time.
+
+    Arrow's compute kernels release the GIL, so batches evaluated on threads use every core while the
+    CSV reader parses ahead. At most ``workers + 1`` batches are in flight, which keeps memory bounded
+    by the batch size. Contracts with per-file state (uniqueness within a file) run one at a time.
+    """
+    if workers <= 1 or not evaluator.parallel_safe:
+        for batch, first_line in batches:
+            yield evaluator.evaluate(batch, first_line, collect=collect)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="contract") as pool:
+        pending: deque[Future[BatchResult]] = deque()
+        for batch, first_line in batches:
+            pending.append(pool.submit(evaluator.evaluate, batch, first_line, collect=collect))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _convert(contract_field: Field, value: pa.Array) -> tuple[pa.Array, list[Violation]]:
@@ -274,20 +322,36 @@ def _convert(contract_field: Field, value: pa.Array) -> tuple[pa.Array, list[Vio
         known = pc.is_in(value, allowed)
         violations.append(Violation("allowed_values", name, pc.and_(pc.is_valid(value), pc.invert(known))))
         if kind is Kind.FLAG:
-            typed = pc.equal(value, pa.scalar(contract_field.true_value))
+            is_true = pc.equal(value, pa.scalar(contract_field.true_value))
+            typed = pc.if_else(known, is_true, pa.scalar(None, pa.bool_()))
         else:
+            # index_in is null for a value outside the set, and take of a null index is null.
             canonical = pa.array([contract_field.canonical_state(s) for s in contract_field.states])
             typed = pc.take(canonical, pc.index_in(value, allowed))
-        typed = pc.if_else(known, typed, pa.nulls(len(value), typed.type))
     else:
-        shaped = pc.match_substring_regex(value, _SHAPES[kind])
-        candidate = pc.if_else(pc.fill_null(shaped, False), value, pa.nulls(len(value), pa.string()))
-        typed, unconvertible = _cast_per_value_on_failure(candidate, contract_field.arrow_type)
-        violations.append(Violation("type", name, pc.or_(_false_where(shaped), unconvertible)))
+        typed, refused = _typed(value, kind, contract_field.arrow_type)
+        violations.append(Violation("type", name, refused))
         if contract_field.minimum is not None:
             below = pc.less(typed, pa.scalar(contract_field.minimum).cast(typed.type))
             violations.append(Violation("minimum", name, pc.fill_null(below, False)))
     return typed, violations
+
+
+def _typed(value: pa.Array, kind: Kind, target: pa.DataType) -> tuple[pa.Array, pa.Array]:
+    """Typed values and where a present value refused to type.
+
+    The whole batch is cast first: almost always every value converts and nothing else is paid. Only
+    when the cast refuses does the batch pay for the shape check (one regex) and, for values of the
+    right shape that still do not convert, the per-value path.
+    """
+    try:
+        return pc.cast(value, target), _all(len(value), False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    shaped = pc.match_substring_regex(value, _SHAPES[kind])
+    candidate = pc.if_else(pc.fill_null(shaped, False), value, pa.nulls(len(value), pa.string()))
+    typed, unconvertible = _cast_per_value_on_failure(candidate, target)
+    return typed, pc.or_(_false_where(shaped), unconvertible)
 
 
 def _cast_per_value_on_failure(values: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Array]:
@@ -314,8 +378,21 @@ def _cast_per_value_on_failure(values: pa.Array, target: pa.DataType) -> tuple[p
 
 
 def _trimmed_or_null(raw: pa.Array) -> pa.Array:
+    """Trimmed values, with empty and whitespace-only values as null."""
     trimmed = pc.utf8_trim_whitespace(raw)
-    return pc.if_else(pc.equal(pc.utf8_length(trimmed), 0), pa.nulls(len(raw), pa.string()), trimmed)
+    present = pc.greater(pc.utf8_length(trimmed), 0)
+    if trimmed.null_count:
+        present = pc.and_(present, pc.is_valid(trimmed))
+    if trimmed.offset == 0 and present.offset == 0 and pa.types.is_string(trimmed.type):
+        # Same offsets and characters, new validity bitmap: no copy of the strings.
+        _, offsets, data = trimmed.buffers()
+        return pa.Array.from_buffers(pa.string(), len(trimmed), [present.buffers()[1], offsets, data])
+    return pc.if_else(present, trimmed, pa.scalar(None, pa.string()))
+
+
+def _constant(value: object, type_: pa.DataType, rows: int) -> pa.Array:
+    """A column holding one value: built by Arrow (no Python list of ``rows`` items)."""
+    return pa.repeat(pa.scalar(value, type_), rows)
 
 
 def _false_where(matches: pa.Array) -> pa.Array:

@@ -24,9 +24,16 @@ from customer360.lake.ledger import Ledger, current_archive_versions
 from customer360.lake.store import LakeStore
 from customer360.lake.transfer import fetch_many, scratch_dir
 from customer360.processing.formats import StringBatches, detect_format
-from customer360.processing.standardize import QUARANTINE_SCHEMA, ContractEvaluator, FileStats, clean_schema
+from customer360.processing.standardize import (
+    QUARANTINE_SCHEMA,
+    ContractEvaluator,
+    FileStats,
+    clean_schema,
+    evaluate_stream,
+)
 
 PARQUET_COMPRESSION = "zstd"
+PROGRESS_EVERY_ROWS = 1_000_000
 # Parquet key-value metadata on every clean file: which contract wrote it, readable from the footer alone.
 CONTRACT_VERSION_KEY = b"customer360.contract_version"
 DATASET_KEY = b"customer360.dataset"
@@ -119,9 +126,10 @@ def _clean_file(
         quarantine_writer: pq.ParquetWriter | None = None
         started = time.perf_counter()
         with pq.ParquetWriter(clean_path, versioned_schema(dataset), compression=PARQUET_COMPRESSION) as writer:
-            for batch, first_line in batches:
-                batch_result = evaluator.evaluate(batch, first_line)
+            logged = 0
+            for batch_result in evaluate_stream(evaluator, batches):
                 stats.add(batch_result)
+                assert batch_result.clean is not None
                 writer.write_table(batch_result.clean)
                 if batch_result.quarantine.num_rows:
                     if quarantine_writer is None:
@@ -129,7 +137,8 @@ def _clean_file(
                             quarantine_path, QUARANTINE_SCHEMA, compression=PARQUET_COMPRESSION
                         )
                     quarantine_writer.write_table(batch_result.quarantine)
-                if stats.rows and stats.rows % 1_000_000 < batch.num_rows:
+                if stats.rows - logged >= PROGRESS_EVERY_ROWS:
+                    logged = stats.rows
                     rate = stats.rows / max(time.perf_counter() - started, 1e-9)
                     log.info("%s: %d rows typed (%.0f rows/s)", source_name, stats.rows, rate)
         stats.rescued_columns = evaluator.rescued_columns
