@@ -25,8 +25,10 @@ store itself refuses deletes under archive/.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -43,12 +45,13 @@ from customer360.lake.ledger import (
     LedgerEntry,
     arrival_id,
 )
-from customer360.lake.store import TEMP_NAME_PREFIX, LakeStore, ObjectExistsError, ObjectInfo
-from customer360.lake.transfer import LocalCopy, fetch, scratch_dir
+from customer360.lake.store import TEMP_NAME_PREFIX, ImmutableZoneError, LakeStore, ObjectExistsError, ObjectInfo
+from customer360.lake.transfer import LocalCopy, fetch, local_path_of, scratch_dir
 from customer360.processing.formats import SAMPLE_CHARS
 from customer360.processing.inspect import ACTIONS, DEFAULT_ACTION, Verdict, inspect_file, reject
 
 REPORT_SUFFIX = ".report.json"
+_NO_LINK_ERRNOS = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP)
 MAX_HEADER_NAMES = 200
 
 
@@ -260,7 +263,7 @@ def _write_versioned(store: LakeStore, key: str, copy: LocalCopy, *, create_only
     existing = store.head(key)
     if existing is None:
         try:
-            store.put_file(key, copy.path, create_only=create_only)
+            _put(store, key, copy, create_only=create_only)
             return key, None
         except ObjectExistsError:
             existing = store.head(key)  # a concurrent writer won the race; compare below
@@ -270,8 +273,22 @@ def _write_versioned(store: LakeStore, key: str, copy: LocalCopy, *, create_only
     if store.head(versioned) is None:
         # Exists already only when an earlier run wrote the same content and crashed before its ledger entry.
         with contextlib.suppress(ObjectExistsError):
-            store.put_file(versioned, copy.path, create_only=create_only)
+            _put(store, versioned, copy, create_only=create_only)
     return versioned, key
+
+
+def _put(store: LakeStore, key: str, copy: LocalCopy, *, create_only: bool) -> None:
+    """Copy the fetched bytes to ``key``: a hard link on a local-folder lake, an upload otherwise."""
+    link = getattr(store, "link_file", None)
+    if callable(link) and local_path_of(store, key) is not None:
+        try:
+            link(key, copy.path, create_only=create_only)
+            return
+        except OSError as error:
+            # Not the same filesystem (or no hard links there): fall back to copying the bytes.
+            if isinstance(error, ImmutableZoneError) or error.errno not in _NO_LINK_ERRNOS:
+                raise
+    store.put_file(key, copy.path, create_only=create_only)
 
 
 def _version_key(key: str, sha256: str) -> str:
@@ -291,7 +308,10 @@ def _holds(store: LakeStore, key: str, info: ObjectInfo, copy: LocalCopy) -> boo
     """Whether the object at ``key`` holds exactly the bytes of ``copy``."""
     if info.size != copy.size:
         return False
-    if info.etag and _is_md5(info.etag):
+    local = local_path_of(store, key)
+    if local is not None and local.exists() and os.path.samefile(local, copy.path):
+        return True  # the hard link made by _put: the very same bytes on disk
+    if info.etag and _is_md5(info.etag) and copy.md5 is not None:
         return info.etag.strip('"') == copy.md5
     with scratch_dir() as folder:
         return fetch(store, key, folder).sha256 == copy.sha256

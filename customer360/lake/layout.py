@@ -1,7 +1,8 @@
 """Where each zone keeps a dataset's files: the bucket layout in one place.
 
-``raw/``, ``archive/`` and ``rejected/`` (files) keep the upstream business date as ``<YYYY-MM-DD>/`` (the landing contract's
-layout, so an archived key reads like the raw key it came from); the zones the pipeline writes use
+``raw/``, ``archive/`` and ``rejected/`` (files) keep the upstream business date as ``<YYYY-MM-DD>/``
+(the landing contract's layout, so an archived key reads like the raw key it came from); the zones the
+pipeline writes use
 Hive-style ``dt=YYYY-MM-DD/`` so engines (DuckDB, Snowflake, Spark) can prune on it.
 """
 

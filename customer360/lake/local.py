@@ -110,6 +110,26 @@ class LocalLakeStore:
         with Path(local_path).open("rb") as src:
             self._write_atomically(key, lambda f: shutil.copyfileobj(src, f, _COPY_CHUNK), create_only=create_only)
 
+    def link_file(self, key: str, source: Path, *, create_only: bool = False) -> None:
+        """Publish a file already in this lake's filesystem under ``key`` without copying its bytes.
+
+        The gate uses it to archive a raw file: a hard link is the same bytes by construction, costs
+        nothing for a gigabyte file, and is create-only atomically (``os.link`` fails if the name exists).
+        Raises OSError (EXDEV) when ``source`` lives on another filesystem; callers then copy.
+        """
+        guard_put(key, create_only=create_only)
+        final = self._path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if create_only:
+            try:
+                os.link(source, final)
+            except FileExistsError:
+                raise ObjectExistsError(key) from None
+            return
+        tmp = final.with_name(f"{TEMP_NAME_PREFIX}{uuid.uuid4().hex}")
+        os.link(source, tmp)
+        os.replace(tmp, final)
+
     def delete(self, key: str) -> None:
         guard_delete(key)
         path = self._path(key)

@@ -8,7 +8,6 @@ fetching them twice from S3. A local-folder lake serves its own files directly, 
 from __future__ import annotations
 
 import hashlib
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,17 +24,19 @@ class LocalCopy:
     path: Path
     size: int
     sha256: str
-    md5: str
+    md5: str | None  # only where it proves something: S3's ETag of a single PUT is the MD5
 
 
-def checksums(path: Path) -> tuple[int, str, str]:
-    sha, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+def checksums(path: Path, *, md5: bool = True) -> tuple[int, str, str | None]:
+    sha, size = hashlib.sha256(), 0
+    md5_hash = hashlib.md5(usedforsecurity=False) if md5 else None
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
             sha.update(chunk)
-            md5.update(chunk)
+            if md5_hash is not None:
+                md5_hash.update(chunk)
             size += len(chunk)
-    return size, sha.hexdigest(), md5.hexdigest()
+    return size, sha.hexdigest(), md5_hash.hexdigest() if md5_hash is not None else None
 
 
 def local_path_of(store: LakeStore, key: str) -> Path | None:
@@ -51,12 +52,17 @@ def scratch_dir() -> Iterator[Path]:
 
 
 def fetch(store: LakeStore, key: str, folder: Path) -> LocalCopy:
-    """A local, checksummed copy of one object (the object itself on a local lake)."""
+    """A local, checksummed copy of one object (the object itself on a local lake).
+
+    MD5 is computed only for a remote lake, where it is what an S3 ETag can be compared with; a local
+    file pays for SHA-256 alone (MD5 costs twice as much per byte).
+    """
     path = local_path_of(store, key)
+    remote = path is None
     if path is None:
         path = folder / key.replace("/", "__")
         store.download(key, path)
-    size, sha, md5 = checksums(path)
+    size, sha, md5 = checksums(path, md5=remote)
     return LocalCopy(path, size, sha, md5)
 
 
@@ -71,7 +77,3 @@ def fetch_many(store: LakeStore, keys: list[str], folder: Path) -> list[Path]:
         paths.append(path)
     return paths
 
-
-def copy_file(source: Path, destination: Path) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, destination)

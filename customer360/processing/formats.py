@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 SUPPORTED_EXTENSIONS = (".csv.gz", ".jsonl.gz", ".csv", ".jsonl")
-CSV_BLOCK_BYTES = 16 << 20
+CSV_BLOCK_BYTES = 4 << 20  # measured: 4 MiB blocks parse fastest here (1 MiB and 16 MiB are slower)
 JSONL_BATCH_ROWS = 50_000
 # No record of any contract comes near this; a longer physical line is a broken export, not data.
 MAX_LINE_BYTES = 1 << 20

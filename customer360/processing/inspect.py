@@ -24,7 +24,7 @@ from customer360.processing.formats import (
     detect_format,
     scan_bytes,
 )
-from customer360.processing.standardize import ContractEvaluator, FileStats
+from customer360.processing.standardize import ContractEvaluator, FileStats, evaluate_stream
 
 FILE_LEVEL = "file"
 ROW_LEVEL = "row"
@@ -170,8 +170,9 @@ def inspect_file(dataset: Dataset, path: Path, file_name: str, day: date, size: 
     stats = FileStats()
     evaluator = ContractEvaluator(dataset, header, file_name, day)
     try:
-        for batch, first_line in batches:
-            stats.add(evaluator.evaluate(batch, first_line), MAX_SAMPLES)
+        # Counts only: the gate decides on the rule-breaking share; clean builds the typed rows later.
+        for result in evaluate_stream(evaluator, batches, collect=False):
+            stats.add(result, MAX_SAMPLES)
     except FormatError as error:
         verdict.failed.append(FailedCheck(error.reason, error.message, samples=_sample(error)))
         verdict.accepted = False
