@@ -33,6 +33,11 @@ from customer360.lake.transfer import fetch_many, scratch_dir
 from customer360.processing.standardize import clean_schema
 
 STAGING_FILE_BYTES = "200MB"
+# Big event days are deduplicated per hash bucket of about this many rows (bounded memory), and written
+# as part files of at most STAGING_ROWS_PER_FILE rows: about 100-200 MB of zstd Parquet for activity rows.
+STAGING_BUCKET_ROWS = 1_500_000
+STAGING_ROWS_PER_FILE = 5_000_000
+STAGING_BATCH_ROWS = 500_000
 DUCKDB_MEMORY_LIMIT = "600MB"
 
 
@@ -81,20 +86,25 @@ def build_staging(store: LakeStore, dataset: Dataset, day: date) -> StagingResul
     with scratch_dir() as folder:
         connection = _connect(folder)
         clean_keys = parquet_keys(store, layout.clean_prefix(dataset.name, day))
+        output = folder / "out"
+        relations = _join_relations(store, dataset, day, folder)
         if dataset.snapshot:
             source_sql = _snapshot_source(store, dataset, day, clean_keys, folder, result)
+            sources = [source_sql] if source_sql else []
         else:
-            source_sql = _event_source(store, dataset, clean_keys, folder)
-        if source_sql is None:
+            sources = _event_sources(connection, store, dataset, clean_keys, folder)
+        if not sources:
             store.delete_prefix(layout.staging_prefix(dataset.name, day))
             result.seconds = time.perf_counter() - started
             return result
-        query = _enriched(store, dataset, day, source_sql, folder)
-        output = folder / "out"
-        connection.execute(
-            f"COPY ({query}) TO '{output}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 500000, "
-            f"FILE_SIZE_BYTES '{STAGING_FILE_BYTES}', FILENAME_PATTERN 'part-{{i}}')"
-        )
+        if len(sources) == 1:
+            connection.execute(
+                f"COPY ({_enriched(dataset, day, sources[0], relations)}) TO '{output}' (FORMAT parquet, "
+                f"COMPRESSION zstd, ROW_GROUP_SIZE 500000, FILE_SIZE_BYTES '{STAGING_FILE_BYTES}', "
+                f"FILENAME_PATTERN 'part-{{i}}')"
+            )
+        else:
+            _write_buckets(connection, [_enriched(dataset, day, sql, relations) for sql in sources], output)
         connection.close()
         files = sorted(output.glob("*.parquet"), key=lambda p: int(p.stem.split("-")[-1]))
         store.delete_prefix(layout.staging_prefix(dataset.name, day))
@@ -122,16 +132,57 @@ def _connect(folder: Path) -> duckdb.DuckDBPyConnection:
     return connection
 
 
-def _event_source(store: LakeStore, dataset: Dataset, clean_keys: list[str], folder: Path) -> str | None:
+def _event_sources(
+    connection: duckdb.DuckDBPyConnection, store: LakeStore, dataset: Dataset, clean_keys: list[str], folder: Path
+) -> list[str]:
+    """The day's events deduplicated, as one query, or one per hash bucket of the key for a big day.
+
+    A day of tens of millions of events deduplicated in one query would sort or hash it whole, which
+    needs memory in proportion to the day. Split by a hash of the dedup key, each bucket holds every
+    copy of its events, so bucket by bucket is the same result in memory bounded by the bucket size.
+    """
     if not clean_keys:
-        return None
+        return []
     paths = fetch_many(store, clean_keys, folder)
+    rows = sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
+    buckets = -(-rows // STAGING_BUCKET_ROWS)
     order = ", ".join(f"{_quote(c)}" for c in dataset.order_by) or "_source_file, _source_line"
     keys = ", ".join(_quote(c) for c in dataset.dedup_key)
-    return (
-        f"SELECT * FROM read_parquet({_paths_sql(paths)}, union_by_name = true, hive_partitioning = false) "
-        f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
+    read = f"read_parquet({_paths_sql(paths)}, union_by_name = true, hive_partitioning = false)"
+    dedup = "SELECT * FROM {relation} QUALIFY row_number() OVER (PARTITION BY " + keys + f" ORDER BY {order}) = 1"
+    if buckets <= 1:
+        return [dedup.format(relation=read)]
+    spread = folder / "buckets"
+    connection.execute(
+        f"COPY (SELECT *, hash({keys}) % {buckets} AS _bucket FROM {read}) TO '{spread}' "
+        "(FORMAT parquet, COMPRESSION snappy, PARTITION_BY (_bucket))"
     )
+    return [
+        dedup.format(relation=f"read_parquet('{spread}/_bucket={bucket}/*.parquet', hive_partitioning = false)")
+        for bucket in range(buckets)
+        if (spread / f"_bucket={bucket}").exists()
+    ]
+
+
+def _write_buckets(connection: duckdb.DuckDBPyConnection, queries: list[str], output: Path) -> None:
+    """Stream each bucket's rows into part files of at most STAGING_ROWS_PER_FILE rows."""
+    output.mkdir(parents=True, exist_ok=True)
+    writer: pq.ParquetWriter | None = None
+    index, rows_in_file = 0, 0
+    try:
+        for query in queries:
+            reader = connection.execute(query).to_arrow_reader(STAGING_BATCH_ROWS)
+            for batch in reader:
+                if writer is not None and rows_in_file + batch.num_rows > STAGING_ROWS_PER_FILE:
+                    writer.close()
+                    writer, index, rows_in_file = None, index + 1, 0
+                if writer is None:
+                    writer = pq.ParquetWriter(output / f"part-{index}.parquet", batch.schema, compression="zstd")
+                writer.write_batch(batch)
+                rows_in_file += batch.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def _snapshot_source(
@@ -176,27 +227,34 @@ def _snapshot_source(
     return f"SELECT * FROM ({union}) QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
 
 
-def _enriched(store: LakeStore, dataset: Dataset, day: date, source_sql: str, folder: Path) -> str:
-    """The source rows, stamped with the day, plus the columns the contract's staging joins bring."""
-    select = ["s.*"]
-    joins: list[str] = []
-    for index, join in enumerate(dataset.staging_joins):
+def _join_relations(store: LakeStore, dataset: Dataset, day: date, folder: Path) -> list[str]:
+    """One SQL relation per staging join: the other dataset's snapshot of the day (fetched once)."""
+    relations = []
+    for join in dataset.staging_joins:
         other = DATASETS[join.dataset]
-        alias = f"j{index}"
         keys = parquet_keys(store, layout.staging_prefix(other.name, day))
         columns = ", ".join(f"{_quote(c)}" for c in join.on)
         wanted = ", ".join(_quote(c) for c, _ in join.columns)
         if keys:
             paths = fetch_many(store, keys, folder)
-            relation = (
+            relations.append(
                 f"(SELECT DISTINCT ON ({columns}) {columns}, {wanted} "
                 f"FROM read_parquet({_paths_sql(paths)}, hive_partitioning = false))"
             )
         else:
             types = _column_types(other, [c for c, _ in join.columns] + list(join.on))
             nulls = ", ".join(f"NULL::{types[c]} AS {_quote(c)}" for c in [*join.on, *[c for c, _ in join.columns]])
-            relation = f"(SELECT {nulls} WHERE false)"
-        joins.append(f"LEFT JOIN {relation} {alias} USING ({columns})")
+            relations.append(f"(SELECT {nulls} WHERE false)")
+    return relations
+
+
+def _enriched(dataset: Dataset, day: date, source_sql: str, relations: list[str]) -> str:
+    """The source rows, stamped with the day, plus the columns the contract's staging joins bring."""
+    select = ["s.*"]
+    joins: list[str] = []
+    for index, (join, relation) in enumerate(zip(dataset.staging_joins, relations, strict=True)):
+        alias = f"j{index}"
+        joins.append(f"LEFT JOIN {relation} {alias} USING ({', '.join(_quote(c) for c in join.on)})")
         for column, name in join.columns:
             if column not in join.on or name != column:
                 select.append(f"{alias}.{_quote(column)} AS {_quote(name)}")
