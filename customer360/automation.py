@@ -111,6 +111,26 @@ def with_automation(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefiniti
     return dg.map_asset_specs(apply, assets)
 
 
+# One run per day for every daily asset, in backfills and anywhere else a range is requested (see README,
+# "Backfills and replay"): Dagster 1.13 records partitioned asset-check results only for single-partition
+# runs, and every step is a per-day rewrite anyway. The same policy on every asset also keeps Dagster from
+# warning that a job "materializes assets with varying BackfillPolicies".
+DAILY_BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+
+
+def with_backfill_policy(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+    """``assets`` with ``DAILY_BACKFILL_POLICY`` on every partitioned one (unpartitioned ones unchanged).
+
+    ``AssetSpec`` carries no backfill policy, so ``map_asset_specs`` cannot apply it;
+    ``AssetsDefinition.with_attributes(backfill_policy=...)`` is what Dagster's own public
+    ``load_assets_from_modules(backfill_policy=...)`` applies it with.
+    """
+    return [
+        a.with_attributes(backfill_policy=DAILY_BACKFILL_POLICY) if a.partitions_def is not None else a
+        for a in assets
+    ]
+
+
 def build_automation_sensor(
     minimum_interval_seconds: int = DEFAULT_AUTOMATION_INTERVAL_SECONDS,
 ) -> dg.AutomationConditionSensorDefinition:

@@ -99,6 +99,40 @@ def _quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backfill(args: argparse.Namespace) -> int:
+    import warnings
+
+    import dagster as dg
+
+    # Loading the code location warns about every beta/preview API it uses; noise for this command's reader.
+    for category in (dg.BetaWarning, dg.PreviewWarning):
+        warnings.filterwarnings("ignore", category=category)
+    from customer360.backfill import BackfillRequestError, plan_backfill, submit_backfill
+    from customer360.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    try:
+        plan = plan_backfill(graph, args.start, args.end, args.select)
+    except BackfillRequestError as error:
+        print(f"customer360 backfill: {error}", file=sys.stderr)
+        return 2
+    print(f"{plan.title}: {len(plan.partitions)} day(s), one day per run")
+    print("  assets: " + ", ".join(k.to_user_string() for k in plan.asset_keys))
+    if plan.unpartitioned_skipped:
+        print("  not daily, left out: " + ", ".join(k.to_user_string() for k in plan.unpartitioned_skipped))
+    if args.dry_run:
+        print("dry run: nothing submitted")
+        return 0
+    instance = dg.DagsterInstance.get()  # DAGSTER_HOME: the instance the daemon serves
+    try:
+        backfill_id = submit_backfill(instance, graph, plan)
+    finally:
+        instance.dispose()
+    print(f"submitted backfill {backfill_id} to the instance in {os.environ.get('DAGSTER_HOME')}; the daemon runs it "
+          f"(dagster dev or dagster-daemon run), progress at /runs/b/{backfill_id} in the UI")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="customer360", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +176,18 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine.add_argument("--limit", type=int, default=50, help="rows printed in the table view")
     quarantine.add_argument("--json", action="store_true", help="every matching row as one JSON object per line")
     quarantine.set_defaults(run=_quarantine)
+
+    backfill = commands.add_parser(
+        "backfill", help="replay a range of days: submit a backfill (one day per run) for the daemon to run"
+    )
+    backfill.add_argument("--start", required=True, type=date.fromisoformat, help="first day, YYYY-MM-DD")
+    backfill.add_argument("--end", required=True, type=date.fromisoformat, help="last day (included), YYYY-MM-DD")
+    backfill.add_argument(
+        "--select",
+        help="assets in the UI's selection syntax, e.g. group:staging or key:clean/customers+ (default: all daily)",
+    )
+    backfill.add_argument("--dry-run", action="store_true", help="print what would be submitted; submit nothing")
+    backfill.set_defaults(run=_backfill)
     return parser
 
 

@@ -16,7 +16,7 @@ from customer360.assets.raw import build_raw_asset
 from customer360.assets.staging import build_staging_asset
 from customer360.assets.unroutable import UNROUTABLE_KEY, unroutable_raw_files
 from customer360.assets.warehouse import build_warehouse_asset
-from customer360.automation import build_automation_sensor, with_automation
+from customer360.automation import build_automation_sensor, with_automation, with_backfill_policy
 from customer360.contracts import DATASETS
 from customer360.lake.resource import LakeResource, lake_resource_from_env
 from customer360.sensors.alerts import build_alert_sensor
@@ -31,7 +31,8 @@ PIPELINE_JOB_NAME = "customer360_pipeline"
 def build_assets() -> list[dg.AssetsDefinition]:
     zone_assets = [factory(dataset) for dataset in DATASETS.values() for factory in ZONE_FACTORIES]
     # Clean, staging, warehouse and mart follow their inputs (customer360.automation); raw/gate are sensor-driven.
-    return with_automation([*zone_assets, customer_360, unroutable_raw_files])
+    # Every daily asset: one run per day in a backfill (customer360.automation.DAILY_BACKFILL_POLICY).
+    return with_backfill_policy(with_automation([*zone_assets, customer_360, unroutable_raw_files]))
 
 
 UNROUTABLE_JOB_NAME = "reject_unroutable_raw_files"

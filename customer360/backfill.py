@@ -1,0 +1,114 @@
+"""Replay a range of days from the command line: a backfill submitted to the instance, as the UI submits it.
+
+``customer360 backfill --start 2024-01-01 --end 2024-12-31`` records an *asset* backfill in the instance
+(``DAGSTER_HOME``); the daemon's backfill loop then runs it exactly like one launched from the UI's
+backfill dialog: one run per day (every asset's policy is ``BackfillPolicy.multi_run(1)``, see
+``customer360.automation``), each day only after the partitions it depends on (a customers snapshot
+after the previous day's), each run recording that day's asset check results.
+
+Why not the alternatives Dagster 1.13 offers:
+
+* ``dagster asset materialize --partition-range`` runs a range in *one* run and therefore refuses any
+  asset without ``BackfillPolicy.single_run()``. A single-run policy would lose per-day check results
+  (recorded only for single-partition runs) and make a year one giant run.
+* ``dagster job backfill`` creates a *job* backfill: every day's run is submitted at once, and with
+  ``max_concurrent_runs: 4`` the snapshot of day N can run before day N-1's is written.
+* the GraphQL mutation ``launchPartitionBackfill`` (what the UI calls) needs a running webserver, and
+  ``DagsterGraphQLClient`` has no method for it. Its resolver does what ``submit_backfill`` does below:
+  ``PartitionBackfill.from_asset_partitions`` then ``instance.add_backfill``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+from customer360.partitions import daily_partitions
+
+if TYPE_CHECKING:  # what Definitions.resolve_asset_graph() returns; not exported at dagster's top level
+    from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
+
+BACKFILL_SOURCE_TAG = "customer360/backfill"
+
+
+class BackfillRequestError(ValueError):
+    """The requested range or selection cannot be backfilled; the message says why."""
+
+
+@dataclass(frozen=True)
+class BackfillPlan:
+    """What a backfill will materialize: these assets, for these days (one run per day)."""
+
+    asset_keys: list[dg.AssetKey]
+    partitions: list[str]
+    unpartitioned_skipped: list[dg.AssetKey]
+
+    @property
+    def title(self) -> str:
+        first, last = self.partitions[0], self.partitions[-1]
+        span = first if first == last else f"{first}...{last}"
+        return f"customer360 replay {span} ({len(self.asset_keys)} assets)"
+
+
+def plan_backfill(graph: AssetGraph, start: date, end: date, select: str | None) -> BackfillPlan:
+    """Resolve ``select`` (the UI's selection syntax; every daily asset when None) and the day range."""
+    if end < start:
+        raise BackfillRequestError(f"--end {end} is before --start {start}")
+    try:
+        selection = dg.AssetSelection.all() if select is None else dg.AssetSelection.from_string(select)
+        keys = selection.resolve(graph)
+    except dg.DagsterError as error:  # an unparsable string, or keys no asset supplies
+        raise BackfillRequestError(f"--select {select!r}: {error}") from error
+    if not keys:
+        raise BackfillRequestError(f"the selection {select!r} matches no asset")
+    partitioned = sorted(k for k in keys if graph.get(k).partitions_def is not None)
+    skipped = sorted(keys - set(partitioned))
+    if not partitioned:
+        raise BackfillRequestError(f"the selection {select!r} matches no daily-partitioned asset")
+    try:
+        partitions = list(
+            daily_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start.isoformat(), end.isoformat()))
+        )
+    except Exception as error:  # noqa: BLE001 - Dagster raises several types for keys outside the definition
+        raise BackfillRequestError(
+            f"{start}...{end} is not within the daily partitions (first day {daily_partitions.start:%Y-%m-%d}, "
+            f"last day today UTC): {error}"
+        ) from error
+    return BackfillPlan(partitioned, partitions, skipped)
+
+
+def submit_backfill(
+    instance: dg.DagsterInstance,
+    asset_graph: AssetGraph,
+    plan: BackfillPlan,
+    tags: dict[str, str] | None = None,
+) -> str:
+    """Record the backfill in the instance for the daemon to run; returns its id.
+
+    The one place that uses Dagster internals (``dagster._core.execution.backfill``): there is no public
+    Python API that submits an asset backfill in 1.13. This is the body of the GraphQL resolver behind
+    the UI's backfill dialog (``create_and_launch_partition_backfill``), so the daemon cannot tell the two
+    apart; if a Dagster upgrade moves it, ``customer360_tests/test_backfill.py`` fails here.
+    """
+    from dagster._core.execution.backfill import PartitionBackfill
+    from dagster._core.utils import make_new_backfill_id
+    from dagster._time import get_current_timestamp
+
+    backfill = PartitionBackfill.from_asset_partitions(
+        backfill_id=make_new_backfill_id(),
+        asset_graph=asset_graph,
+        partition_names=plan.partitions,
+        asset_selection=plan.asset_keys,
+        backfill_timestamp=get_current_timestamp(),
+        tags={BACKFILL_SOURCE_TAG: "cli", **(tags or {})},
+        dynamic_partitions_store=instance,
+        all_partitions=False,
+        title=plan.title,
+        description=None,
+        run_config=None,
+    )
+    instance.add_backfill(backfill)
+    return backfill.backfill_id
