@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -21,9 +23,16 @@ from customer360.assets.unroutable import UNROUTABLE_KEY
 from customer360.automation import DAILY_BACKFILL_POLICY
 from customer360.backfill import BACKFILL_SOURCE_TAG
 from customer360.cli import main
+from customer360.contracts import DATASETS
 from customer360.definitions import build_assets, defs
+from customer360.ingest.gate import CRASH_POINTS, REPORT_SUFFIX, GateRun, run_gate
+from customer360.lake.ledger import ARCHIVED, REJECTED, Ledger
+from customer360.lake.store import LakeStore
+from customer360_tests.corpus import DAY as CORPUS_DAY
+from customer360_tests.corpus import customers_csv
 
 ROOT = Path(__file__).resolve().parents[1]
+CUSTOMERS = DATASETS["customers"]
 STAGING = [dg.AssetKey(["staging", name]) for name in ("activity", "customers", "plans")]
 
 
@@ -138,3 +147,76 @@ def test_every_daily_asset_runs_one_partition_per_run_without_policy_warnings() 
         for job_defs, name in ((defs, "customer360_pipeline"), (defs, "ingest_raw_files"),
                                (fresh, "every_daily_asset")):
             assert job_defs.resolve_job_def(name).backfill_policy == DAILY_BACKFILL_POLICY
+
+
+# ---------------------------------------------------------------------------------------------------
+# A backfill's gate racing the sensor's gate over the same (dataset, day)
+# ---------------------------------------------------------------------------------------------------
+# Backfill runs do not carry the sensor's ``customer360/gate`` run tag (a backfill's tags are the same for
+# every day), so dagster.yaml's one-run-per-(dataset, day) limit does not hold them apart. What makes the
+# overlap safe is the gate itself: create-only archive writes that reuse identical bytes, a create-only
+# ledger entry whose id is derived from the arrival, and the raw delete last.
+
+GOOD_KEY = f"raw/customers/{CORPUS_DAY}/crm.csv"
+BAD_KEY = f"raw/customers/{CORPUS_DAY}/crm-ragged.csv"
+GOOD = customers_csv().encode()
+BAD = customers_csv(extra=["0009-ABCDE,Female"]).encode()
+
+
+def _assert_each_arrival_exactly_once(lake: LakeStore) -> None:
+    assert not list(lake.list("raw/"))
+    assert {o.key: lake.read_bytes(o.key) for o in lake.list("archive/")} == {
+        f"archive/customers/{CORPUS_DAY}/crm.csv": GOOD}, "one archive object, no second version"
+    assert {o.key for o in lake.list("rejected/")} == {
+        f"rejected/customers/{CORPUS_DAY}/crm-ragged.csv", f"rejected/customers/{CORPUS_DAY}/crm-ragged.csv"
+        + REPORT_SUFFIX}
+    entries = Ledger(lake).entries("customers", CORPUS_DAY)
+    assert sorted((e.raw_key, e.outcome) for e in entries) == [(BAD_KEY, REJECTED), (GOOD_KEY, ARCHIVED)], (
+        "exactly one ledger entry per arrival")
+
+
+def _errors_only_for_files_the_other_gate_moved(lake: LakeStore, errors: dict[str, str]) -> None:
+    """A gate that loses the race may fail on a file, but only on one the winner has moved and ledgered."""
+    recorded = {e.raw_key for e in Ledger(lake).entries("customers", CORPUS_DAY)}
+    for key in errors:
+        assert lake.head(key) is None and key in recorded, (key, errors[key])
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_a_second_gate_running_inside_the_first_moves_each_file_once(lake: LakeStore, point: str) -> None:
+    lake.put_bytes(GOOD_KEY, GOOD)
+    lake.put_bytes(BAD_KEY, BAD)
+    other: list[GateRun] = []
+
+    def interleave(step: str, key: str) -> None:
+        if step == point and not other:  # the first gate pauses here while a whole second gate runs
+            other.append(run_gate(lake, CUSTOMERS, CORPUS_DAY))
+
+    first = run_gate(lake, CUSTOMERS, CORPUS_DAY, fault=interleave)
+
+    assert other, f"no file reached {point}"
+    assert not other[0].errors
+    _errors_only_for_files_the_other_gate_moved(lake, first.errors)
+    _assert_each_arrival_exactly_once(lake)
+
+
+def test_two_gates_in_threads_holding_the_same_files_move_each_once(lake: LakeStore) -> None:
+    lake.put_bytes(GOOD_KEY, GOOD)
+    lake.put_bytes(BAD_KEY, BAD)
+    # Both gates have fetched the first listed file before either writes anything: both race to create its
+    # copy and its ledger entry. (Only the first: a gate that finds the next file gone never reaches the
+    # barrier again.)
+    both_fetched = threading.Barrier(2, timeout=30)
+    waited = threading.local()
+
+    def hold(step: str, key: str) -> None:
+        if step == "fetched" and not getattr(waited, "done", False):
+            waited.done = True
+            both_fetched.wait()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(lambda _: run_gate(lake, CUSTOMERS, CORPUS_DAY, fault=hold), range(2)))
+
+    for run in runs:
+        _errors_only_for_files_the_other_gate_moved(lake, run.errors)
+    _assert_each_arrival_exactly_once(lake)
