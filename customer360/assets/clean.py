@@ -8,7 +8,7 @@ single-partition runs: a ranged run would materialize every day but lose every d
 
 import dagster as dg
 
-from customer360.assets.metadata import column_schema, preview
+from customer360.assets.metadata import column_schema, peak_memory_mb, preview
 from customer360.checks import check_results, check_specs, clean_check_defs, run_clean_checks
 from customer360.contracts import Dataset
 from customer360.lake import layout
@@ -54,6 +54,7 @@ def build_clean_asset(dataset: Dataset) -> dg.AssetsDefinition:
             "rescued_columns": dg.MetadataValue.json(result.rescued_columns),
             "seconds": round(result.seconds, 3),
             "rows_per_second": round(rate),
+            "peak_memory_mb": peak_memory_mb(),
             "lake_prefix": layout.clean_prefix(dataset.name, day),
         }
         if sample is not None:

@@ -29,3 +29,10 @@ def key_list(keys: list[str], limit: int = 50) -> dg.MetadataValue:
     shown = keys[:limit]
     more = f"\n- … and {len(keys) - limit} more" if len(keys) > limit else ""
     return dg.MetadataValue.md("\n".join(f"- `{k}`" for k in shown) + more if shown else "_none_")
+
+
+def peak_memory_mb() -> float:
+    """The run process's peak resident memory so far (MB), so the UI can plot it across partitions."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -12,7 +12,7 @@ partitioned check results only for single-partition runs.
 
 import dagster as dg
 
-from customer360.assets.metadata import column_schema
+from customer360.assets.metadata import column_schema, peak_memory_mb
 from customer360.checks import check_results, check_specs, run_staging_checks, staging_check_defs
 from customer360.contracts import DATASETS, Dataset
 from customer360.lake.resource import LakeResource
@@ -66,6 +66,8 @@ def build_staging_asset(dataset: Dataset) -> dg.AssetsDefinition:
                 "files": dg.MetadataValue.json(result.keys),
                 "rebuilt_from_history": result.rebuilt_from_history,
                 "seconds": round(result.seconds, 3),
+                "rows_per_second": round(result.rows / result.seconds) if result.seconds else 0,
+                "peak_memory_mb": peak_memory_mb(),
             },
             check_results=check_results(staging_key_of(dataset), checks, run_staging_checks(store, dataset, day)),
         )

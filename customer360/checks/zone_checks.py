@@ -282,7 +282,9 @@ def _pandera_outcomes(dataset: Dataset, validation: PartitionValidation) -> list
 def _failures_outcome(name: str, failures: Failures, validation: PartitionValidation, holds: str) -> CheckOutcome:
     metadata: dict[str, object] = {
         "failures": failures.count,
-        "rows_validated": validation.rows,
+        "rows": validation.rows,
+        "rows_validated": validation.rows_validated,
+        "sampled": validation.rows_validated < validation.rows,
         "files": validation.files,
         "validation_seconds": round(validation.seconds, 3),
     }
