@@ -34,14 +34,14 @@ import pyarrow.parquet as pq
 
 from customer360.contracts.pandera_models import category_of
 
-VALIDATION_BATCH_ROWS = 250_000
+VALIDATION_BATCH_ROWS = 100_000
 # Partitions up to FULL_VALIDATION_ROWS are validated row by row; bigger ones on about SAMPLE_VALIDATION_ROWS
 # rows spread over their row groups (pandas + pandera cost ~1 s per million rows; a 10M-row day would
 # spend longer validating than typing itself).
 FULL_VALIDATION_ROWS = 2_000_000
 SAMPLE_VALIDATION_ROWS = 1_000_000
 MAX_SAMPLES = 20
-DUCKDB_MEMORY_LIMIT = "500MB"
+DUCKDB_MEMORY_LIMIT = "400MB"  # as the staging step: the run process stays under 1 GiB
 
 
 @dataclass

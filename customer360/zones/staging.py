@@ -37,8 +37,10 @@ STAGING_FILE_BYTES = "200MB"
 # as part files of at most STAGING_ROWS_PER_FILE rows: about 100-200 MB of zstd Parquet for activity rows.
 STAGING_BUCKET_ROWS = 1_500_000
 STAGING_ROWS_PER_FILE = 5_000_000
-STAGING_BATCH_ROWS = 500_000
-DUCKDB_MEMORY_LIMIT = "600MB"
+STAGING_BATCH_ROWS = 200_000
+# With the run process's own ~300 MB (Python, Dagster, Arrow), this keeps a step under 1 GiB; DuckDB spills
+# to the scratch folder beyond it.
+DUCKDB_MEMORY_LIMIT = "400MB"
 
 
 @dataclass
@@ -104,7 +106,8 @@ def build_staging(store: LakeStore, dataset: Dataset, day: date) -> StagingResul
                 f"FILENAME_PATTERN 'part-{{i}}')"
             )
         else:
-            _write_buckets(connection, [_enriched(dataset, day, sql, relations) for sql in sources], output)
+            queries = [_enriched(dataset, day, sql, relations, ordered=False) for sql in sources]
+            _write_buckets(connection, queries, output)
         connection.close()
         files = sorted(output.glob("*.parquet"), key=lambda p: int(p.stem.split("-")[-1]))
         store.delete_prefix(layout.staging_prefix(dataset.name, day))
@@ -248,7 +251,7 @@ def _join_relations(store: LakeStore, dataset: Dataset, day: date, folder: Path)
     return relations
 
 
-def _enriched(dataset: Dataset, day: date, source_sql: str, relations: list[str]) -> str:
+def _enriched(dataset: Dataset, day: date, source_sql: str, relations: list[str], *, ordered: bool = True) -> str:
     """The source rows, stamped with the day, plus the columns the contract's staging joins bring."""
     select = ["s.*"]
     joins: list[str] = []
@@ -261,9 +264,12 @@ def _enriched(dataset: Dataset, day: date, source_sql: str, relations: list[str]
     # Snapshot sources carry _record_date instead of partition_date; events keep their own until here.
     carried = "*" if dataset.snapshot else "* EXCLUDE (partition_date)"
     source = f"(SELECT DATE '{day.isoformat()}' AS partition_date, {carried} FROM ({source_sql}))"
-    # A stable order makes a replayed day byte-for-byte the same staging files.
-    order = ", ".join(f"s.{_quote(c)}" for c in dataset.dedup_key)
-    return f"SELECT {', '.join(select)} FROM {source} s {' '.join(joins)} ORDER BY {order}"
+    query = f"SELECT {', '.join(select)} FROM {source} s {' '.join(joins)}"
+    if not ordered:
+        return query
+    # A stable order makes a replayed day byte-for-byte the same staging files. Big bucketed days skip
+    # it: sorting tens of millions of rows costs more than the dedup, and a replay gives the same rows.
+    return f"{query} ORDER BY {', '.join(f's.{_quote(c)}' for c in dataset.dedup_key)}"
 
 
 def _column_types(dataset: Dataset, columns: list[str]) -> dict[str, str]:
