@@ -15,7 +15,7 @@ Why not the alternatives Dagster 1.13 offers:
   ``max_concurrent_runs: 4`` the snapshot of day N can run before day N-1's is written.
 * the GraphQL mutation ``launchPartitionBackfill`` (what the UI calls) needs a running webserver, and
   ``DagsterGraphQLClient`` has no method for it. Its resolver does what ``submit_backfill`` does below:
-  ``PartitionBackfill.from_asset_partitions`` then ``instance.add_backfill``.
+  ``PartitionBackfill.from_partitions_by_assets`` then ``instance.add_backfill``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ if TYPE_CHECKING:  # what Definitions.resolve_asset_graph() returns; not exporte
     from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
 BACKFILL_SOURCE_TAG = "customer360/backfill"
+# Run config choosing the in-process side of Dagster's default ``multi_or_in_process_executor``: one process
+# per run instead of one per step, each of which imports the code location (see README for the figures).
+IN_PROCESS_RUN_CONFIG = {"execution": {"config": {"in_process": {}}}}
 
 
 class BackfillRequestError(ValueError):
@@ -85,30 +88,42 @@ def submit_backfill(
     asset_graph: AssetGraph,
     plan: BackfillPlan,
     tags: dict[str, str] | None = None,
+    *,
+    in_process: bool = False,
 ) -> str:
     """Record the backfill in the instance for the daemon to run; returns its id.
 
     The one place that uses Dagster internals (``dagster._core.execution.backfill``): there is no public
     Python API that submits an asset backfill in 1.13. This is the body of the GraphQL resolver behind
     the UI's backfill dialog (``create_and_launch_partition_backfill``), so the daemon cannot tell the two
-    apart; if a Dagster upgrade moves it, ``customer360_tests/test_backfill.py`` fails here.
+    apart; if a Dagster upgrade moves it, ``customer360_tests/test_backfill.py`` fails here. ``in_process``
+    runs each day's steps in the run's own process (``IN_PROCESS_RUN_CONFIG``).
     """
+    from dagster._core.definitions.selector import (
+        PartitionRangeSelector,
+        PartitionsByAssetSelector,
+        PartitionsSelector,
+    )
     from dagster._core.execution.backfill import PartitionBackfill
     from dagster._core.utils import make_new_backfill_id
     from dagster._time import get_current_timestamp
 
-    backfill = PartitionBackfill.from_asset_partitions(
+    # Exactly these days of every selected asset (the mutation's ``partitionsByAssets`` form). The other
+    # form (``assetSelection`` + ``partitionNames``) widens the target through partition mappings: a
+    # three-day replay would also build the 29 following days of the mart (its 30-day usage window),
+    # including days with no data. Later mart days whose window holds a replayed day are the automation's
+    # to update, and it only touches days with files.
+    days = PartitionsSelector(ranges=[PartitionRangeSelector(start=plan.partitions[0], end=plan.partitions[-1])])
+    backfill = PartitionBackfill.from_partitions_by_assets(
         backfill_id=make_new_backfill_id(),
         asset_graph=asset_graph,
-        partition_names=plan.partitions,
-        asset_selection=plan.asset_keys,
         backfill_timestamp=get_current_timestamp(),
         tags={BACKFILL_SOURCE_TAG: "cli", **(tags or {})},
         dynamic_partitions_store=instance,
-        all_partitions=False,
+        partitions_by_assets=[PartitionsByAssetSelector(asset_key=key, partitions=days) for key in plan.asset_keys],
         title=plan.title,
         description=None,
-        run_config=None,
+        run_config=IN_PROCESS_RUN_CONFIG if in_process else None,
     )
     instance.add_backfill(backfill)
     return backfill.backfill_id

@@ -125,7 +125,7 @@ def _backfill(args: argparse.Namespace) -> int:
         return 0
     instance = dg.DagsterInstance.get()  # DAGSTER_HOME: the instance the daemon serves
     try:
-        backfill_id = submit_backfill(instance, graph, plan)
+        backfill_id = submit_backfill(instance, graph, plan, in_process=args.in_process)
     finally:
         instance.dispose()
     print(f"submitted backfill {backfill_id} to the instance in {os.environ.get('DAGSTER_HOME')}; the daemon runs it "
@@ -185,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument(
         "--select",
         help="assets in the UI's selection syntax, e.g. group:staging or key:clean/customers+ (default: all daily)",
+    )
+    backfill.add_argument(
+        "--in-process", action="store_true",
+        help="run each day's steps in its run's process, not one process per step (much less overhead per day)",
     )
     backfill.add_argument("--dry-run", action="store_true", help="print what would be submitted; submit nothing")
     backfill.set_defaults(run=_backfill)

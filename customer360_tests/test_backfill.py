@@ -21,7 +21,7 @@ import pytest
 
 from customer360.assets.unroutable import UNROUTABLE_KEY
 from customer360.automation import DAILY_BACKFILL_POLICY
-from customer360.backfill import BACKFILL_SOURCE_TAG
+from customer360.backfill import BACKFILL_SOURCE_TAG, IN_PROCESS_RUN_CONFIG
 from customer360.cli import main
 from customer360.contracts import DATASETS
 from customer360.definitions import build_assets, defs
@@ -101,6 +101,24 @@ def test_backfill_cli_submits_an_asset_backfill_the_daemon_runs_one_day_at_a_tim
             "2024-01-02", "2024-01-02")
         assert run.status == dg.DagsterRunStatus.QUEUED
         assert run.tags[BACKFILL_SOURCE_TAG] == "cli"
+    finally:
+        instance.dispose()
+
+
+def test_a_full_replay_targets_exactly_the_requested_days_of_every_daily_asset(dagster_home: Path) -> None:
+    assert main(["backfill", "--start", "2024-01-02", "--end", "2024-01-03", "--in-process"]) == 0
+
+    instance = _instance(dagster_home)
+    try:
+        [backfill] = instance.get_backfills()
+        graph = defs.resolve_asset_graph()
+        daily = {key for key in graph.get_all_asset_keys() if graph.get(key).partitions_def is not None}
+        assert set(backfill.asset_selection) == daily
+        target = backfill.asset_backfill_data.target_subset
+        # Not widened through the mart's 30-day window: its later days are the automation's business.
+        for key in daily:
+            assert sorted(target.get_partitions_subset(key).get_partition_keys()) == ["2024-01-02", "2024-01-03"], key
+        assert backfill.run_config == IN_PROCESS_RUN_CONFIG
     finally:
         instance.dispose()
 
