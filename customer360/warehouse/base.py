@@ -14,7 +14,7 @@ rows (a new NOT NULL column) is refused rather than guessed.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -39,6 +39,13 @@ _STAGING_KEY = re.compile(
 )
 
 PARTITION_COLUMN = "partition_date"
+
+# The table DDL both backends issue (identifiers validated before formatting). IF NOT EXISTS: two runs
+# creating or evolving the same table, one after the other or at once, must both succeed.
+CREATE_TABLE_SQL = "CREATE TABLE IF NOT EXISTS {table} (\n    {columns}\n)"
+ADD_COLUMN_SQL = "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {type}"
+
+_ARROW_INTEGERS = (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64())
 
 
 class WarehouseError(Exception):
@@ -158,6 +165,107 @@ def new_fields(schema: pa.Schema, existing_columns: Iterable[str]) -> list[pa.Fi
             "Declare them nullable (added with NULL for old rows) or migrate the table explicitly."
         )
     return missing
+
+
+@dataclass(frozen=True)
+class TypeNames:
+    """One dialect's column type for each kind of Arrow type a staging schema may declare.
+
+    Each backend module defines its instance next to the reasons for its choices (timestamps above all).
+    """
+
+    engine: str  # in the error for an unmapped type: "no <engine> mapping for Arrow type ..."
+    boolean: str
+    integers: Mapping[pa.DataType, str]  # every Arrow integer type, signed and unsigned
+    float32: str
+    floating: str  # the other floating types (float64, float16)
+    decimal: str  # formatted with ``precision`` and ``scale``
+    string: str  # string and large_string
+    date: str
+    timestamp: str
+    binary: str  # binary and large_binary
+
+    @staticmethod
+    def every_integer(name: str) -> dict[pa.DataType, str]:
+        """``integers`` for a dialect with one integer type of any width."""
+        return dict.fromkeys(_ARROW_INTEGERS, name)
+
+
+def sql_type(data_type: pa.DataType, names: TypeNames) -> str:
+    """The column type ``names`` gives an Arrow type; TypeError for a type no backend maps."""
+    if pa.types.is_boolean(data_type):
+        return names.boolean
+    if pa.types.is_integer(data_type):
+        return names.integers[data_type]
+    if pa.types.is_float32(data_type):
+        return names.float32
+    if pa.types.is_floating(data_type):
+        return names.floating
+    if pa.types.is_decimal(data_type):
+        return names.decimal.format(precision=data_type.precision, scale=data_type.scale)
+    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
+        return names.string
+    if pa.types.is_date(data_type):
+        return names.date
+    if pa.types.is_timestamp(data_type):
+        return names.timestamp
+    if pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type):
+        return names.binary
+    raise TypeError(f"no {names.engine} mapping for Arrow type {data_type}")
+
+
+def column_definition(arrow_field: pa.Field, type_name: str) -> str:
+    """``name TYPE [NOT NULL]``: the schema's nullability is part of the staging contract."""
+    return f"{arrow_field.name} {type_name}" + ("" if arrow_field.nullable else " NOT NULL")
+
+
+def create_or_evolve_table(
+    table: str,
+    schema: pa.Schema,
+    names: TypeNames,
+    *,
+    table_columns: Callable[[], list[str]],
+    execute: Callable[[str], object],
+) -> list[str]:
+    """``Warehouse.ensure_table`` over a backend's own column lookup and statement execution.
+
+    ``table_columns`` returns the existing table's columns (empty when there is no table); ``execute``
+    runs one DDL statement. Returns the columns added to an existing table.
+    """
+    check_identifier(table, "table")
+    check_schema(schema)
+    existing = table_columns()
+    if not existing:
+        columns = ",\n    ".join(column_definition(f, sql_type(f.type, names)) for f in schema)
+        execute(CREATE_TABLE_SQL.format(table=table, columns=columns))
+        return []
+    added = new_fields(schema, existing)
+    for arrow_field in added:
+        execute(ADD_COLUMN_SQL.format(table=table, column=arrow_field.name, type=sql_type(arrow_field.type, names)))
+    return [f.name for f in added]
+
+
+def check_rows_in_partition(
+    table: str, partition_date: date, rows_loaded: int, in_partition: int, *, verb: str = "loaded"
+) -> None:
+    """Every row a load brought in must carry the partition's date, or WarehouseLoadError (rolls back).
+
+    Why: rows for other days would survive the next replay's delete and duplicate them.
+    """
+    if in_partition != rows_loaded:
+        raise WarehouseLoadError(
+            f"{table}: {rows_loaded} rows {verb} from dt={partition_date} but {in_partition} carry "
+            f"partition_date={partition_date}; staging files hold rows of other days"
+        )
+
+
+def partition_load(
+    table: str, schema: pa.Schema, partition_date: date, staging_keys: Sequence[str]
+) -> StagingPartition:
+    """Validate a ``replace_partition`` request before it touches the warehouse; its staging partition."""
+    check_identifier(table, "table")
+    check_schema(schema, partitioned=True)
+    return staging_partition(staging_keys, partition_date)
 
 
 def staging_partition(staging_keys: Sequence[str], partition_date: date) -> StagingPartition:

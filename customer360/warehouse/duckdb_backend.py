@@ -31,11 +31,13 @@ from customer360.warehouse.base import (
     FileLoadResult,
     LoadResult,
     Params,
+    TypeNames,
     WarehouseLoadError,
     check_identifier,
-    check_schema,
-    new_fields,
-    staging_partition,
+    check_rows_in_partition,
+    create_or_evolve_table,
+    partition_load,
+    sql_type,
 )
 
 # Every statement this backend issues. Identifiers are validated (check_identifier) before formatting.
@@ -44,54 +46,42 @@ TABLE_COLUMNS_SQL = (
     "SELECT column_name FROM information_schema.columns "
     "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position"
 )
-CREATE_TABLE_SQL = "CREATE TABLE IF NOT EXISTS {table} (\n    {columns}\n)"
-# IF NOT EXISTS: two runs evolving the same table one after the other must both succeed.
-ADD_COLUMN_SQL = "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {type}"
+# CREATE TABLE and ADD COLUMN are base.CREATE_TABLE_SQL / base.ADD_COLUMN_SQL, shared with Snowflake.
 DELETE_PARTITION_SQL = "DELETE FROM {table} WHERE partition_date = ?"
 # INSERT ... SELECT names both sides, so column order in the file does not matter.
 INSERT_FILE_SQL = "INSERT INTO {table} ({columns}) SELECT {select} FROM read_parquet(?)"
 COUNT_PARTITION_SQL = "SELECT count(*) FROM {table} WHERE partition_date = ?"
 
 
+# Arrow type -> DuckDB column type. Timestamps become TIMESTAMP holding UTC wall-clock time (like
+# TIMESTAMP_NTZ on Snowflake) so that both backends return the same values and date arithmetic never
+# depends on a session time zone.
+DUCKDB_TYPES = TypeNames(
+    engine="DuckDB",
+    boolean="BOOLEAN",
+    integers={
+        pa.int8(): "TINYINT",
+        pa.int16(): "SMALLINT",
+        pa.int32(): "INTEGER",
+        pa.int64(): "BIGINT",
+        pa.uint8(): "UTINYINT",
+        pa.uint16(): "USMALLINT",
+        pa.uint32(): "UINTEGER",
+        pa.uint64(): "UBIGINT",
+    },
+    float32="FLOAT",
+    floating="DOUBLE",
+    decimal="DECIMAL({precision},{scale})",
+    string="VARCHAR",
+    date="DATE",
+    timestamp="TIMESTAMP",  # UTC wall-clock time, see above
+    binary="BLOB",
+)
+
+
 def duckdb_type(data_type: pa.DataType) -> str:
-    """The DuckDB column type for an Arrow type.
-
-    Timestamps become TIMESTAMP holding UTC wall-clock time (like TIMESTAMP_NTZ on Snowflake) so that
-    both backends return the same values and date arithmetic never depends on a session time zone.
-    """
-    if pa.types.is_boolean(data_type):
-        return "BOOLEAN"
-    if pa.types.is_integer(data_type):
-        return {
-            pa.int8(): "TINYINT",
-            pa.int16(): "SMALLINT",
-            pa.int32(): "INTEGER",
-            pa.int64(): "BIGINT",
-            pa.uint8(): "UTINYINT",
-            pa.uint16(): "USMALLINT",
-            pa.uint32(): "UINTEGER",
-            pa.uint64(): "UBIGINT",
-        }[data_type]
-    if pa.types.is_float32(data_type):
-        return "FLOAT"
-    if pa.types.is_floating(data_type):
-        return "DOUBLE"
-    if pa.types.is_decimal(data_type):
-        return f"DECIMAL({data_type.precision},{data_type.scale})"
-    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
-        return "VARCHAR"
-    if pa.types.is_date(data_type):
-        return "DATE"
-    if pa.types.is_timestamp(data_type):
-        return "TIMESTAMP"
-    if pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type):
-        return "BLOB"
-    raise TypeError(f"no DuckDB mapping for Arrow type {data_type}")
-
-
-def column_definition(arrow_field: pa.Field, type_name: str) -> str:
-    """``name TYPE [NOT NULL]``: the schema's nullability is part of the staging contract."""
-    return f"{arrow_field.name} {type_name}" + ("" if arrow_field.nullable else " NOT NULL")
+    """The DuckDB column type for an Arrow type (``DUCKDB_TYPES``; timestamps are TIMESTAMP in UTC)."""
+    return sql_type(data_type, DUCKDB_TYPES)
 
 
 class DuckDBWarehouse:
@@ -138,9 +128,7 @@ class DuckDBWarehouse:
     def replace_partition(
         self, table: str, schema: pa.Schema, partition_date: date, staging_keys: list[str]
     ) -> LoadResult:
-        check_identifier(table, "table")
-        check_schema(schema, partitioned=True)
-        partition = staging_partition(staging_keys, partition_date)
+        partition = partition_load(table, schema, partition_date, staging_keys)
         with tempfile.TemporaryDirectory(prefix="customer360-load-") as tmp:
             # Download before opening the database so the write lock is held only for the SQL work.
             local_files: list[tuple[str, Path]] = []
@@ -159,12 +147,7 @@ class DuckDBWarehouse:
                 files = [_load_file(con, table, table_columns, key, path) for key, path in local_files]
                 rows_loaded = sum(f.rows_loaded for f in files)
                 in_partition = _scalar(con.execute(COUNT_PARTITION_SQL.format(table=table), [partition_date]))
-                if in_partition != rows_loaded:
-                    # Rows for other days would survive the next replay's delete and duplicate them.
-                    raise WarehouseLoadError(
-                        f"{table}: {rows_loaded} rows loaded from dt={partition_date} but {in_partition} "
-                        f"carry partition_date={partition_date}; staging files hold rows of other days"
-                    )
+                check_rows_in_partition(table, partition_date, rows_loaded, in_partition)
         return LoadResult(table, partition_date, rows_loaded, rows_deleted, files, added)
 
     def delete_partition(self, table: str, partition_date: date) -> int:
@@ -202,17 +185,9 @@ def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 
 def _ensure_table(con: duckdb.DuckDBPyConnection, table: str, schema: pa.Schema) -> list[str]:
-    check_identifier(table, "table")
-    check_schema(schema)
-    existing = _table_columns(con, table)
-    if not existing:
-        columns = ",\n    ".join(column_definition(f, duckdb_type(f.type)) for f in schema)
-        con.execute(CREATE_TABLE_SQL.format(table=table, columns=columns))
-        return []
-    added = new_fields(schema, existing)
-    for arrow_field in added:
-        con.execute(ADD_COLUMN_SQL.format(table=table, column=arrow_field.name, type=duckdb_type(arrow_field.type)))
-    return [f.name for f in added]
+    return create_or_evolve_table(
+        table, schema, DUCKDB_TYPES, table_columns=lambda: _table_columns(con, table), execute=con.execute
+    )
 
 
 def _load_file(

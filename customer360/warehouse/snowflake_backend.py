@@ -28,11 +28,13 @@ from customer360.warehouse.base import (
     FileLoadResult,
     LoadResult,
     Params,
+    TypeNames,
     WarehouseLoadError,
     check_identifier,
-    check_schema,
-    new_fields,
-    staging_partition,
+    check_rows_in_partition,
+    create_or_evolve_table,
+    partition_load,
+    sql_type,
 )
 
 if TYPE_CHECKING:
@@ -50,9 +52,7 @@ TABLE_COLUMNS_SQL = (
     "SELECT column_name FROM information_schema.columns "
     "WHERE table_schema = CURRENT_SCHEMA() AND table_name = %(table)s ORDER BY ordinal_position"
 )
-CREATE_TABLE_SQL = "CREATE TABLE IF NOT EXISTS {table} (\n    {columns}\n)"
-# IF NOT EXISTS: two runs evolving the same table at once must both succeed.
-ADD_COLUMN_SQL = "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {type}"
+# CREATE TABLE and ADD COLUMN are base.CREATE_TABLE_SQL / base.ADD_COLUMN_SQL, shared with DuckDB.
 BEGIN_SQL = "BEGIN"
 DELETE_PARTITION_SQL = "DELETE FROM {table} WHERE partition_date = %(partition_date)s"
 # FORCE = TRUE: idempotency comes from the DELETE above, not from the 64-day load metadata (see the
@@ -70,32 +70,28 @@ ROLLBACK_SQL = "ROLLBACK"
 _QUALIFIED_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$")
 
 
-def snowflake_type(data_type: pa.DataType) -> str:
-    """The Snowflake column type for an Arrow type.
+# Arrow type -> Snowflake column type. Timestamps are TIMESTAMP_NTZ holding UTC. Why not TIMESTAMP_TZ:
+# Parquet stores instants without an offset, so Snowflake would stamp each value with the loading
+# session's TIMEZONE; the same event could carry different offsets depending on who loaded it, and
+# DATE(event_ts) would shift with it. The contract says every timestamp is UTC, so NTZ-in-UTC is exact,
+# deterministic, and behaves like DuckDB's TIMESTAMP in the mart SQL.
+SNOWFLAKE_TYPES = TypeNames(
+    engine="Snowflake",
+    boolean="BOOLEAN",
+    integers=TypeNames.every_integer("NUMBER(38,0)"),
+    float32="FLOAT",
+    floating="FLOAT",
+    decimal="NUMBER({precision},{scale})",
+    string="VARCHAR",
+    date="DATE",
+    timestamp="TIMESTAMP_NTZ",  # in UTC, see above
+    binary="BINARY",
+)
 
-    Timestamps are TIMESTAMP_NTZ holding UTC. Why not TIMESTAMP_TZ: Parquet stores instants without
-    an offset, so Snowflake would stamp each value with the loading session's TIMEZONE; the same event
-    could carry different offsets depending on who loaded it, and DATE(event_ts) would shift with it.
-    The contract says every timestamp is UTC, so NTZ-in-UTC is exact, deterministic, and behaves like
-    DuckDB's TIMESTAMP in the mart SQL.
-    """
-    if pa.types.is_boolean(data_type):
-        return "BOOLEAN"
-    if pa.types.is_integer(data_type):
-        return "NUMBER(38,0)"
-    if pa.types.is_floating(data_type):
-        return "FLOAT"
-    if pa.types.is_decimal(data_type):
-        return f"NUMBER({data_type.precision},{data_type.scale})"
-    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
-        return "VARCHAR"
-    if pa.types.is_date(data_type):
-        return "DATE"
-    if pa.types.is_timestamp(data_type):
-        return "TIMESTAMP_NTZ"
-    if pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type):
-        return "BINARY"
-    raise TypeError(f"no Snowflake mapping for Arrow type {data_type}")
+
+def snowflake_type(data_type: pa.DataType) -> str:
+    """The Snowflake column type for an Arrow type (``SNOWFLAKE_TYPES``; timestamps are TIMESTAMP_NTZ in UTC)."""
+    return sql_type(data_type, SNOWFLAKE_TYPES)
 
 
 def _check_qualified_name(name: str, what: str) -> str:
@@ -175,22 +171,9 @@ class SnowflakeWarehouse:
     def _ensure_table(self, cursor: Any, table: str, schema: pa.Schema) -> list[str]:
         # Snowflake commits DDL implicitly, so schema changes run before (never inside) a load's
         # transaction; adding a nullable column is harmless if the load then fails.
-        check_identifier(table, "table")
-        check_schema(schema)
-        cursor.execute(TABLE_COLUMNS_SQL, {"table": table.upper()})
-        existing = [row[0] for row in cursor.fetchall()]
-        if not existing:
-            columns = ",\n    ".join(
-                f"{f.name} {snowflake_type(f.type)}" + ("" if f.nullable else " NOT NULL") for f in schema
-            )
-            cursor.execute(CREATE_TABLE_SQL.format(table=table, columns=columns))
-            return []
-        added = new_fields(schema, existing)
-        for arrow_field in added:
-            cursor.execute(
-                ADD_COLUMN_SQL.format(table=table, column=arrow_field.name, type=snowflake_type(arrow_field.type))
-            )
-        return [f.name for f in added]
+        return create_or_evolve_table(
+            table, schema, SNOWFLAKE_TYPES, table_columns=lambda: _table_columns(cursor, table), execute=cursor.execute
+        )
 
     def copy_partition_sql(self, table: str, namespace: str, partition_date: date, file_names: list[str]) -> str:
         return COPY_PARTITION_SQL.format(
@@ -204,9 +187,7 @@ class SnowflakeWarehouse:
     def replace_partition(
         self, table: str, schema: pa.Schema, partition_date: date, staging_keys: list[str]
     ) -> LoadResult:
-        check_identifier(table, "table")
-        check_schema(schema, partitioned=True)
-        partition = staging_partition(staging_keys, partition_date)
+        partition = partition_load(table, schema, partition_date, staging_keys)
         bind = {"partition_date": partition_date}
         copy_sql = self.copy_partition_sql(table, partition.namespace, partition_date, partition.file_names)
         with self._cursor() as cursor:
@@ -223,19 +204,13 @@ class SnowflakeWarehouse:
                 rows_loaded = sum(f.rows_loaded for f in files)
                 cursor.execute(COUNT_PARTITION_SQL.format(table=table), bind)
                 in_partition = int(cursor.fetchone()[0])
-                if in_partition != rows_loaded:
-                    # Rows for other days would survive the next replay's delete and duplicate them.
-                    raise WarehouseLoadError(
-                        f"{table}: {rows_loaded} rows copied from dt={partition_date} but {in_partition} carry "
-                        f"partition_date={partition_date}; staging files hold rows of other days"
-                    )
+                check_rows_in_partition(table, partition_date, rows_loaded, in_partition, verb="copied")
         return LoadResult(table, partition_date, rows_loaded, rows_deleted, files, added)
 
     def delete_partition(self, table: str, partition_date: date) -> int:
         check_identifier(table, "table")
         with self._cursor() as cursor:
-            cursor.execute(TABLE_COLUMNS_SQL, {"table": table.upper()})
-            if not cursor.fetchall():
+            if not _table_columns(cursor, table):
                 return 0
             # A single statement is its own transaction (autocommit); no BEGIN needed.
             cursor.execute(DELETE_PARTITION_SQL.format(table=table), {"partition_date": partition_date})
@@ -257,6 +232,12 @@ class SnowflakeWarehouse:
                 cursor.execute(sql, params)
                 results.append([tuple(row) for row in cursor.fetchall()])
         return results
+
+
+def _table_columns(cursor: Any, table: str) -> list[str]:
+    """The table's columns (upper case, as Snowflake stores unquoted names); empty when it does not exist."""
+    cursor.execute(TABLE_COLUMNS_SQL, {"table": table.upper()})
+    return [row[0] for row in cursor.fetchall()]
 
 
 def parse_copy_results(
