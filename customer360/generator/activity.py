@@ -69,6 +69,9 @@ DIURNAL = np.array([0.4, 0.3, 0.25, 0.2, 0.2, 0.3, 0.6, 1.0, 1.3, 1.4, 1.4, 1.4,
                     1.5, 1.4, 1.4, 1.4, 1.5, 1.6, 1.7, 1.7, 1.5, 1.2, 0.9, 0.6])  # fmt: skip
 
 DEFAULT_CHUNK_ROWS = 500_000
+# Defaults of iter_activity_csv_chunks, which write_activity_day forwards: one definition for both.
+DEFAULT_DUPLICATE_SHARE = 0.01
+DEFAULT_BAD_SHARE = 0.002
 
 
 @lru_cache(maxsize=1)
@@ -199,8 +202,8 @@ def iter_activity_csv_chunks(
     *,
     seed: int,
     customer_ids: np.ndarray | None = None,
-    duplicate_share: float = 0.01,
-    bad_share: float = 0.002,
+    duplicate_share: float = DEFAULT_DUPLICATE_SHARE,
+    bad_share: float = DEFAULT_BAD_SHARE,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> Iterator[tuple[bytes, int]]:
     """CSV data lines (no header) for ``rows`` events of ``day``, as (bytes, row count) per chunk.
@@ -250,8 +253,8 @@ def write_activity_day(
     *,
     seed: int,
     customer_ids: np.ndarray | None = None,
-    duplicate_share: float = 0.01,
-    bad_share: float = 0.002,
+    duplicate_share: float = DEFAULT_DUPLICATE_SHARE,
+    bad_share: float = DEFAULT_BAD_SHARE,
     gzip: bool = False,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> int:

@@ -26,6 +26,16 @@ import pyarrow.compute as pc
 from customer360.generator import text
 from customer360.generator.plans import PLAN_IDS_BY_CONTRACT
 
+# The internet add-on services: one Yes/No/"No internet service" field each, in this order in the
+# layout (CustomerBook.columns writes them in one loop, _ADDON_RATE and _ADDON_CENTS follow it).
+ADDONS: tuple[str, ...] = (
+    "OnlineSecurity",
+    "OnlineBackup",
+    "DeviceProtection",
+    "TechSupport",
+    "StreamingTV",
+    "StreamingMovies",
+)
 IBM_FIELDS: tuple[str, ...] = (
     "customerID",
     "gender",
@@ -36,12 +46,7 @@ IBM_FIELDS: tuple[str, ...] = (
     "PhoneService",
     "MultipleLines",
     "InternetService",
-    "OnlineSecurity",
-    "OnlineBackup",
-    "DeviceProtection",
-    "TechSupport",
-    "StreamingTV",
-    "StreamingMovies",
+    *ADDONS,
     "Contract",
     "PaperlessBilling",
     "PaymentMethod",
@@ -60,14 +65,6 @@ PAYMENT_METHODS: tuple[str, ...] = (
     "Credit card (automatic)",
 )
 INTERNET: tuple[str, ...] = ("DSL", "Fiber optic", "No")
-ADDONS: tuple[str, ...] = (
-    "OnlineSecurity",
-    "OnlineBackup",
-    "DeviceProtection",
-    "TechSupport",
-    "StreamingTV",
-    "StreamingMovies",
-)
 _NO, _YES = 0, 1
 _NO_INTERNET = 2
 
