@@ -8,7 +8,6 @@ objects, objects that appear whole or not at all, and create-only writes that lo
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import stat
@@ -20,6 +19,7 @@ from typing import BinaryIO
 
 from customer360.lake.store import (
     TEMP_NAME_PREFIX,
+    LakeStoreBase,
     ObjectExistsError,
     ObjectInfo,
     check_key,
@@ -27,6 +27,7 @@ from customer360.lake.store import (
     guard_delete,
     guard_delete_prefix,
     guard_put,
+    missing_object,
 )
 
 _COPY_CHUNK = 1024 * 1024
@@ -35,7 +36,7 @@ _COPY_CHUNK = 1024 * 1024
 _MKDIR_ATTEMPTS = 5
 
 
-class LocalLakeStore:
+class LocalLakeStore(LakeStoreBase):
     """A LakeStore over a folder: key ``a/b/c.csv`` is the file ``root/a/b/c.csv``."""
 
     def __init__(self, root: Path) -> None:
@@ -87,11 +88,7 @@ class LocalLakeStore:
             return self._path(key).open("rb")
         except (IsADirectoryError, NotADirectoryError):
             # A folder is a prefix, not an object: S3 answers NoSuchKey, so answer the same way.
-            raise FileNotFoundError(errno.ENOENT, "no such object in the lake", key) from None
-
-    def read_bytes(self, key: str) -> bytes:
-        with self.open_read(key) as f:
-            return f.read()
+            raise missing_object(key) from None
 
     def download(self, key: str, local_path: Path) -> None:
         local_path = Path(local_path)

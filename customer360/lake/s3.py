@@ -9,7 +9,6 @@ ordinary binary files, and mapping S3's error codes onto the same exceptions the
 
 from __future__ import annotations
 
-import errno
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,11 +18,13 @@ from typing import Any, BinaryIO
 from botocore.exceptions import ClientError
 
 from customer360.lake.store import (
+    LakeStoreBase,
     ObjectExistsError,
     ObjectInfo,
     guard_delete,
     guard_delete_prefix,
     guard_put,
+    missing_object,
 )
 
 # boto3 clients are generated at runtime; there is no importable class to annotate with.
@@ -37,7 +38,7 @@ _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _CREATE_CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
 
 
-class S3LakeStore:
+class S3LakeStore(LakeStoreBase):
     """A LakeStore over ``s3://bucket[/prefix]``; keys are relative to the prefix."""
 
     def __init__(self, client: S3Client, bucket: str, prefix: str = "") -> None:
@@ -106,15 +107,11 @@ class S3LakeStore:
             response = self.client.get_object(Bucket=self.bucket, Key=self._full(key))
         except ClientError as exc:
             if _code(exc) in _MISSING_CODES:
-                raise _missing(key) from exc
+                raise missing_object(key) from exc
             raise
         # botocore's StreamingBody only has read(); a BufferedReader over it adds readinto, readline,
         # peek and iteration, so pyarrow, gzip, csv and pandas all treat it as a regular binary file.
         return io.BufferedReader(_StreamingBodyRaw(response["Body"]), buffer_size=_READ_BUFFER)
-
-    def read_bytes(self, key: str) -> bytes:
-        with self.open_read(key) as f:
-            return f.read()
 
     def download(self, key: str, local_path: Path) -> None:
         local_path = Path(local_path)
@@ -125,7 +122,7 @@ class S3LakeStore:
             self.client.download_file(self.bucket, self._full(key), str(local_path))
         except ClientError as exc:
             if _code(exc) in _MISSING_CODES:
-                raise _missing(key) from exc
+                raise missing_object(key) from exc
             raise
 
     # -- writing ------------------------------------------------------------------------------------
@@ -230,8 +227,3 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def _etag(raw: str | None) -> str | None:
     return raw.strip('"') if raw else None
-
-
-def _missing(key: str) -> FileNotFoundError:
-    """The local backend raises FileNotFoundError for a missing key; S3 must not differ."""
-    return FileNotFoundError(errno.ENOENT, "no such object in the lake", key)

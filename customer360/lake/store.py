@@ -9,6 +9,7 @@ Keys are always bucket-relative, '/'-separated, e.g. ``archive/customers/2024-01
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +45,11 @@ class ImmutableZoneError(PermissionError):
         # OSError pickles as cls(*args) with the formatted message; errors crossing process
         # boundaries (multiprocess executor) must come back with key and operation intact.
         return (type(self), (self.key, self.operation))
+
+
+def missing_object(key: str) -> FileNotFoundError:
+    """The error every backend raises for a key that holds no object (S3's NoSuchKey, a missing file)."""
+    return FileNotFoundError(errno.ENOENT, "no such object in the lake", key)
 
 
 def check_key(key: str) -> str:
@@ -112,6 +118,17 @@ class ObjectInfo:
     size: int
     etag: str | None
     last_modified: datetime | None
+
+
+class LakeStoreBase:
+    """What both backends derive the same way from their own ``open_read``."""
+
+    def open_read(self, key: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def read_bytes(self, key: str) -> bytes:
+        with self.open_read(key) as f:
+            return f.read()
 
 
 class LakeStore(Protocol):
