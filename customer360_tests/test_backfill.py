@@ -193,13 +193,6 @@ def _assert_each_arrival_exactly_once(lake: LakeStore) -> None:
         "exactly one ledger entry per arrival")
 
 
-def _errors_only_for_files_the_other_gate_moved(lake: LakeStore, errors: dict[str, str]) -> None:
-    """A gate that loses the race may fail on a file, but only on one the winner has moved and ledgered."""
-    recorded = {e.raw_key for e in Ledger(lake).entries("customers", CORPUS_DAY)}
-    for key in errors:
-        assert lake.head(key) is None and key in recorded, (key, errors[key])
-
-
 @pytest.mark.parametrize("point", CRASH_POINTS)
 def test_a_second_gate_running_inside_the_first_moves_each_file_once(lake: LakeStore, point: str) -> None:
     lake.put_bytes(GOOD_KEY, GOOD)
@@ -214,7 +207,7 @@ def test_a_second_gate_running_inside_the_first_moves_each_file_once(lake: LakeS
 
     assert other, f"no file reached {point}"
     assert not other[0].errors
-    _errors_only_for_files_the_other_gate_moved(lake, first.errors)
+    assert not first.errors, "the gate that lost the race skips what the other moved, without failing"
     _assert_each_arrival_exactly_once(lake)
 
 
@@ -235,6 +228,5 @@ def test_two_gates_in_threads_holding_the_same_files_move_each_once(lake: LakeSt
     with ThreadPoolExecutor(max_workers=2) as pool:
         runs = list(pool.map(lambda _: run_gate(lake, CUSTOMERS, CORPUS_DAY, fault=hold), range(2)))
 
-    for run in runs:
-        _errors_only_for_files_the_other_gate_moved(lake, run.errors)
+    assert [run.errors for run in runs] == [{}, {}], "neither gate fails over a file the other moved"
     _assert_each_arrival_exactly_once(lake)

@@ -127,9 +127,18 @@ def run_gate(
             )
             log.info("%s -> %s %s", info.key, run.files[-1].outcome, run.files[-1].destination_key)
         except Exception as error:  # noqa: BLE001 - isolate the file, report it, keep going
+            if vanished(store, info.key):
+                log.info("%s left raw/ while this run held it: another gate run moved it", info.key)
+                continue
             log.exception("gate could not move %s; it stays in raw/ for the next run", info.key)
             run.errors[info.key] = f"{type(error).__name__}: {error}"
     return run
+
+
+def vanished(store: LakeStore, key: str) -> bool:
+    """Whether a raw object is gone. Raw objects leave only after the ledger has them, so a gate run that
+    loses a race with another (a backfill's gate beside the sensor's) has nothing left to do for it."""
+    return store.head(key) is None
 
 
 def admit(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from customer360.contracts import DATASETS
-from customer360.ingest.gate import FileOutcome, GateRun, admit, route
+from customer360.ingest.gate import FileOutcome, GateRun, admit, route, vanished
 from customer360.lake.ledger import Ledger
 from customer360.lake.store import LakeStore, ObjectInfo
 
@@ -49,6 +49,9 @@ def reject_unroutable(store: LakeStore, log: logging.Logger | None = None) -> Ga
             run.files.append(outcome)
             log.info("%s -> rejected (%s)", info.key, ", ".join(outcome.reasons))
         except Exception as error:  # noqa: BLE001 - isolate the object, report it, keep going
+            if vanished(store, info.key):
+                log.info("%s left raw/ while this run held it: another run moved it", info.key)
+                continue
             log.exception("could not reject %s; it stays in raw/", info.key)
             run.errors[info.key] = f"{type(error).__name__}: {error}"
     return run
