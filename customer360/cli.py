@@ -133,6 +133,32 @@ def _backfill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from customer360.backfill import replay_days
+    from customer360.definitions import build_definitions
+    from customer360.warehouse.resource import warehouse_resource_from_env
+
+    defs = build_definitions(lake_resource_from_env(), warehouse_resource_from_env())
+    if args.end < args.start:
+        print("customer360 replay: --end is before --start", file=sys.stderr)
+        return 2
+    instance = dg.DagsterInstance.get()  # runs recorded where the UI shows them
+    failed = []
+    try:
+        for replayed in replay_days(defs, instance, args.start, args.end):
+            status = "ok" if replayed.success else "FAILED"
+            print(f"  {replayed.day}  run {replayed.run_id[:8]}  {status}  {replayed.seconds:.1f}s", flush=True)
+            if not replayed.success:
+                failed.append(replayed.day.isoformat())
+    finally:
+        instance.dispose()
+    if failed:
+        print(f"runs failed for {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="customer360", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -192,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backfill.add_argument("--dry-run", action="store_true", help="print what would be submitted; submit nothing")
     backfill.set_defaults(run=_backfill)
+
+    replay = commands.add_parser(
+        "replay", help="replay a range of days now, in this process: one run per day, in order (fastest)"
+    )
+    replay.add_argument("--start", required=True, type=date.fromisoformat, help="first day, YYYY-MM-DD")
+    replay.add_argument("--end", required=True, type=date.fromisoformat, help="last day (included), YYYY-MM-DD")
+    replay.set_defaults(run=_replay)
     return parser
 
 

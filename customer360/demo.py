@@ -17,8 +17,9 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 
+from customer360.backfill import replay_days
 from customer360.contracts import DATASETS
-from customer360.definitions import PIPELINE_JOB_NAME, UNROUTABLE_JOB_NAME, build_definitions
+from customer360.definitions import UNROUTABLE_JOB_NAME, build_definitions
 from customer360.generator import generate_demo_data
 from customer360.lake import layout
 from customer360.lake.ledger import ARCHIVED, DUPLICATE, REJECTED, Ledger
@@ -69,21 +70,17 @@ def run_demo(*, start: date, days: int, seed: int, keep: bool, customers: int, e
     print(f"generated {len(report.files)} raw files in {generated:.1f}s into {store.uri}")
 
     defs = build_definitions(lake, warehouse)
-    job = defs.resolve_job_def(PIPELINE_JOB_NAME)
     instance = dg.DagsterInstance.get()
     failed: list[str] = []
     unroutable = defs.resolve_job_def(UNROUTABLE_JOB_NAME).execute_in_process(instance=instance, raise_on_error=False)
     moved = Ledger(store).entries("_unroutable")
     print(f"  unroutable raw files: run {unroutable.run_id[:8]}  {'ok' if unroutable.success else 'FAILED'}  "
           f"{len(moved)} rejected: {', '.join(e.raw_key for e in moved) or '-'}")
-    for offset in range(days):
-        day = start + timedelta(days=offset)
-        run_started = time.perf_counter()
-        result = job.execute_in_process(partition_key=day.isoformat(), instance=instance, raise_on_error=False)
-        status = "ok" if result.success else "FAILED"
-        print(f"  {day}  run {result.run_id[:8]}  {status}  {time.perf_counter() - run_started:.1f}s")
-        if not result.success:
-            failed.append(day.isoformat())
+    for replayed in replay_days(defs, instance, start, start + timedelta(days=days - 1)):
+        status = "ok" if replayed.success else "FAILED"
+        print(f"  {replayed.day}  run {replayed.run_id[:8]}  {status}  {replayed.seconds:.1f}s")
+        if not replayed.success:
+            failed.append(replayed.day.isoformat())
 
     summaries = summarize(store, warehouse, start, days)
     print_summary(summaries)

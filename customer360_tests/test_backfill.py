@@ -14,6 +14,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -230,3 +231,29 @@ def test_two_gates_in_threads_holding_the_same_files_move_each_once(lake: LakeSt
 
     assert [run.errors for run in runs] == [{}, {}], "neither gate fails over a file the other moved"
     _assert_each_arrival_exactly_once(lake)
+
+
+def test_replay_subcommand_runs_each_day_in_order_recorded_in_the_instance(
+    dagster_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """``customer360 replay``: one recorded run per day, in order, every zone rebuilt from archive/."""
+    from customer360.generator import generate_demo_data
+    from customer360.lake.resource import open_lake
+
+    lake_root = dagster_home / "lake"
+    monkeypatch.setenv("CUSTOMER360_DUCKDB_PATH", str(tmp_path / "replay.duckdb"))
+    store = open_lake(str(lake_root))
+    generate_demo_data(store.put_bytes, date(2024, 1, 1), 2, seed=2, customers=100, events_per_day=300,
+                       hours_per_day=2)
+
+    assert main(["replay", "--start", "2024-01-01", "--end", "2024-01-02"]) == 0
+
+    printed = capsys.readouterr().out
+    assert printed.index("2024-01-01") < printed.index("2024-01-02") and printed.count(" ok ") == 2
+    instance = _instance(dagster_home)
+    try:
+        partitions = sorted(r.tags.get("dagster/partition") for r in instance.get_runs())
+    finally:
+        instance.dispose()
+    assert partitions == ["2024-01-01", "2024-01-02"], "one recorded run per day"
+    assert list(store.list("clean/activity_logs/dt=2024-01-02/")) and not list(store.list("raw/activity_logs/"))
