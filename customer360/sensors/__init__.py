@@ -1,1 +1,1 @@
-"""customer360."""
+"""Sensors: new raw files drive the gate; rejections raise alerts."""
