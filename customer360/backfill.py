@@ -131,6 +131,11 @@ def submit_backfill(
     return backfill.backfill_id
 
 
+# The runs' events are all recorded in the instance (and shown in the UI); the terminal gets warnings only,
+# so a replay's one line per day is not buried under every step's debug events.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
 @dataclass(frozen=True)
 class ReplayedDay:
     day: date
@@ -152,6 +157,8 @@ def replay_days(defs: dg.Definitions, instance: dg.DagsterInstance, start: date,
     day = start
     while day <= end:
         started = time.perf_counter()
-        result = job.execute_in_process(partition_key=day.isoformat(), instance=instance, raise_on_error=False)
+        result = job.execute_in_process(
+            partition_key=day.isoformat(), instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE
+        )
         yield ReplayedDay(day, result.run_id, result.success, time.perf_counter() - started)
         day += timedelta(days=1)

@@ -100,13 +100,8 @@ def _quarantine(args: argparse.Namespace) -> int:
 
 
 def _backfill(args: argparse.Namespace) -> int:
-    import warnings
-
     import dagster as dg
 
-    # Loading the code location warns about every beta/preview API it uses; noise for this command's reader.
-    for category in (dg.BetaWarning, dg.PreviewWarning):
-        warnings.filterwarnings("ignore", category=category)
     from customer360.backfill import BackfillRequestError, plan_backfill, submit_backfill
     from customer360.definitions import defs
 
@@ -229,6 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    import dagster as dg
+
+    # Loading the code location warns about every beta/preview Dagster API it uses: noise for a CLI reader.
+    for category in (dg.BetaWarning, dg.PreviewWarning):
+        warnings.filterwarnings("ignore", category=category)
     os.environ.setdefault("DAGSTER_HOME", os.getcwd()) if os.path.exists("dagster.yaml") else None
     args = build_parser().parse_args(argv)
     return int(args.run(args))

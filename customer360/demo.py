@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 
-from customer360.backfill import replay_days
+from customer360.backfill import QUIET_CONSOLE, replay_days
 from customer360.contracts import DATASETS
 from customer360.definitions import UNROUTABLE_JOB_NAME, build_definitions
 from customer360.generator import generate_demo_data
@@ -72,7 +72,9 @@ def run_demo(*, start: date, days: int, seed: int, keep: bool, customers: int, e
     defs = build_definitions(lake, warehouse)
     instance = dg.DagsterInstance.get()
     failed: list[str] = []
-    unroutable = defs.resolve_job_def(UNROUTABLE_JOB_NAME).execute_in_process(instance=instance, raise_on_error=False)
+    unroutable = defs.resolve_job_def(UNROUTABLE_JOB_NAME).execute_in_process(
+        instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE
+    )
     moved = Ledger(store).entries("_unroutable")
     print(f"  unroutable raw files: run {unroutable.run_id[:8]}  {'ok' if unroutable.success else 'FAILED'}  "
           f"{len(moved)} rejected: {', '.join(e.raw_key for e in moved) or '-'}")
