@@ -165,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--customers", type=int, default=2_000)
         command.add_argument("--events-per-day", type=int, default=20_000)
 
+    def day_range(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--start", required=True, type=date.fromisoformat, help="first day, YYYY-MM-DD")
+        command.add_argument("--end", required=True, type=date.fromisoformat, help="last day (included), YYYY-MM-DD")
+
     generate = commands.add_parser("generate", help="write realistic raw files (with real-world faults) to raw/")
     data_options(generate)
     generate.set_defaults(run=_generate)
@@ -201,8 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill = commands.add_parser(
         "backfill", help="replay a range of days: submit a backfill (one day per run) for the daemon to run"
     )
-    backfill.add_argument("--start", required=True, type=date.fromisoformat, help="first day, YYYY-MM-DD")
-    backfill.add_argument("--end", required=True, type=date.fromisoformat, help="last day (included), YYYY-MM-DD")
+    day_range(backfill)
     backfill.add_argument(
         "--select",
         help="assets in the UI's selection syntax, e.g. group:staging or key:clean/customers+ (default: all daily)",
@@ -217,8 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser(
         "replay", help="replay a range of days now, in this process: one run per day, in order (fastest)"
     )
-    replay.add_argument("--start", required=True, type=date.fromisoformat, help="first day, YYYY-MM-DD")
-    replay.add_argument("--end", required=True, type=date.fromisoformat, help="last day (included), YYYY-MM-DD")
+    day_range(replay)
     replay.set_defaults(run=_replay)
     return parser
 

@@ -32,6 +32,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import PurePosixPath
 from urllib.parse import quote
 
@@ -121,18 +122,27 @@ def run_gate(
     for info in list(store.list(layout.raw_prefix(dataset.name, day))):
         # A key in a sub-folder of the day, or with '..' in it, lists under the day but is not a file of it.
         unroutable = key_defect(info.key)
-        try:
-            run.files.append(
-                admit(store, ledger, info, dataset=dataset, day=day, unroutable_reason=unroutable, fault=fault)
-            )
-            log.info("%s -> %s %s", info.key, run.files[-1].outcome, run.files[-1].destination_key)
-        except Exception as error:  # noqa: BLE001 - isolate the file, report it, keep going
-            if vanished(store, info.key):
-                log.info("%s left raw/ while this run held it: another gate run moved it", info.key)
-                continue
-            log.exception("gate could not move %s; it stays in raw/ for the next run", info.key)
-            run.errors[info.key] = f"{type(error).__name__}: {error}"
+        move = partial(admit, store, ledger, info, dataset=dataset, day=day, unroutable_reason=unroutable, fault=fault)
+        move_isolated(run, store, info, log, move)
     return run
+
+
+def move_isolated(
+    run: GateRun, store: LakeStore, info: ObjectInfo, log: logging.Logger, move: Callable[[], FileOutcome]
+) -> None:
+    """One object's move: a failure leaves it in raw/ for the next run and never stops the others."""
+    try:
+        outcome = move()
+    except Exception as error:  # noqa: BLE001 - isolate the file, report it, keep going
+        if vanished(store, info.key):
+            log.info("%s left raw/ while this run held it: another gate run moved it", info.key)
+            return
+        log.exception("could not move %s; it stays in raw/ for the next run", info.key)
+        run.errors[info.key] = f"{type(error).__name__}: {error}"
+        return
+    run.files.append(outcome)
+    reasons = f" ({', '.join(outcome.reasons)})" if outcome.reasons else ""
+    log.info("%s -> %s %s%s", info.key, outcome.outcome, outcome.destination_key, reasons)
 
 
 def vanished(store: LakeStore, key: str) -> bool:

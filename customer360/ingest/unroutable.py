@@ -9,9 +9,10 @@ through the same crash-safe move as the gate, and records it in the ledger.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from customer360.contracts import DATASETS
-from customer360.ingest.gate import FileOutcome, GateRun, admit, route, vanished
+from customer360.ingest.gate import GateRun, admit, move_isolated, route
 from customer360.lake.ledger import Ledger
 from customer360.lake.store import LakeStore, ObjectInfo
 
@@ -43,15 +44,7 @@ def reject_unroutable(store: LakeStore, log: logging.Logger | None = None) -> Ga
     ledger = Ledger(store)
     for info in find_unroutable(store):
         dataset, day, reason = route(info.key)
-        try:
-            outcome: FileOutcome = admit(store, ledger, info, dataset=dataset, day=day,
-                                         unroutable_reason=reason or ("unroutable_key", info.key))
-            run.files.append(outcome)
-            log.info("%s -> rejected (%s)", info.key, ", ".join(outcome.reasons))
-        except Exception as error:  # noqa: BLE001 - isolate the object, report it, keep going
-            if vanished(store, info.key):
-                log.info("%s left raw/ while this run held it: another run moved it", info.key)
-                continue
-            log.exception("could not reject %s; it stays in raw/", info.key)
-            run.errors[info.key] = f"{type(error).__name__}: {error}"
+        unroutable = reason or ("unroutable_key", info.key)
+        move = partial(admit, store, ledger, info, dataset=dataset, day=day, unroutable_reason=unroutable)
+        move_isolated(run, store, info, log, move)
     return run
