@@ -170,8 +170,8 @@ def admit(
         fault("fetched", info.key)
         last_modified = info.last_modified.isoformat() if info.last_modified else None
         entry_id = arrival_id(info.key, copy.sha256, info.etag, last_modified)
-        if ledger.has(dataset_name, partition, entry_id):
-            recorded = next(e for e in ledger.entries_of(dataset_name, partition) if e.entry_id == entry_id)
+        recorded = ledger.get(dataset_name, partition, entry_id)
+        if recorded is not None:
             store.delete(info.key)
             return FileOutcome(
                 info.key,

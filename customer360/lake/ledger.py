@@ -86,8 +86,12 @@ class Ledger:
             return False
         return True
 
-    def has(self, dataset: str, partition: str | None, entry_id: str) -> bool:
-        return self.store.head(entry_key(dataset, partition, entry_id)) is not None
+    def get(self, dataset: str, partition: str | None, entry_id: str) -> LedgerEntry | None:
+        """The entry recorded for one arrival, or None: one read, whatever the day's history holds."""
+        try:
+            return LedgerEntry.from_json(self.store.read_bytes(entry_key(dataset, partition, entry_id)))
+        except FileNotFoundError:
+            return None
 
     def entries(self, dataset: str, day: date | None = None) -> list[LedgerEntry]:
         """Entries of a dataset (of one day if given), oldest first."""

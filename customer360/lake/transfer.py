@@ -57,23 +57,21 @@ def fetch(store: LakeStore, key: str, folder: Path) -> LocalCopy:
     MD5 is computed only for a remote lake, where it is what an S3 ETag can be compared with; a local
     file pays for SHA-256 alone (MD5 costs twice as much per byte).
     """
-    path = local_path_of(store, key)
-    remote = path is None
-    if path is None:
-        path = folder / key.replace("/", "__")
-        store.download(key, path)
+    remote = local_path_of(store, key) is None
+    path = _local(store, key, folder)
     size, sha, md5 = checksums(path, md5=remote)
     return LocalCopy(path, size, sha, md5)
 
 
 def fetch_many(store: LakeStore, keys: list[str], folder: Path) -> list[Path]:
     """Local paths for objects, without checksums (readers of trusted zones)."""
-    paths = []
-    for key in keys:
-        path = local_path_of(store, key)
-        if path is None:
-            path = folder / key.replace("/", "__")
-            store.download(key, path)
-        paths.append(path)
-    return paths
+    return [_local(store, key, folder) for key in keys]
 
+
+def _local(store: LakeStore, key: str, folder: Path) -> Path:
+    """The object's own file on a local lake, else a download into ``folder``."""
+    path = local_path_of(store, key)
+    if path is None:
+        path = folder / key.replace("/", "__")
+        store.download(key, path)
+    return path
