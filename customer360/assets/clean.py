@@ -7,15 +7,19 @@ single-partition runs: a ranged run would materialize every day but lose every d
 """
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from customer360.assets.metadata import column_schema, peak_memory_mb, preview
 from customer360.checks import check_results, check_specs, clean_check_defs, run_clean_checks
 from customer360.contracts import Dataset
 from customer360.lake import layout
 from customer360.lake.resource import LakeResource
+from customer360.lake.store import LakeStore
+from customer360.lake.transfer import fetch_many, scratch_dir
 from customer360.partitions import daily_partitions, partition_day
 from customer360.processing.standardize import clean_schema
-from customer360.zones.clean import clean_partition, read_clean
+from customer360.zones.clean import clean_partition
 
 
 def clean_key_of(dataset: Dataset) -> dg.AssetKey:
@@ -41,9 +45,7 @@ def build_clean_asset(dataset: Dataset) -> dg.AssetsDefinition:
         store = lake.store()
         day = partition_day(context)
         result = clean_partition(store, dataset, day, log=context.log)
-        sample = (
-            read_clean(store, dataset, day).slice(0, 5) if result.rows_clean and result.rows_clean < 200_000 else None
-        )
+        sample = _first_rows(store, next((f.clean_key for f in result.files if f.stats.clean_rows), None))
         rate = result.rows_archived / result.seconds if result.seconds else 0.0
         metadata: dict[str, object] = {
             "dagster/row_count": result.rows_clean,
@@ -74,3 +76,12 @@ def _rule_table(rule_counts: dict[str, int]) -> str:
         return "_no row quarantined_"
     rows = sorted(rule_counts.items(), key=lambda item: -item[1])
     return "\n".join(["| rule | rows quarantined |", "|---|---|", *[f"| {rule} | {count} |" for rule, count in rows]])
+
+
+def _first_rows(store: LakeStore, key: str | None, rows: int = 5) -> pa.Table | None:
+    """A preview read from one clean file's first rows, not the whole day read back."""
+    if key is None:
+        return None
+    with scratch_dir() as folder:
+        (path,) = fetch_many(store, [key], folder)
+        return pa.Table.from_batches([next(pq.ParquetFile(path).iter_batches(batch_size=rows))])
