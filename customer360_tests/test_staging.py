@@ -1,10 +1,11 @@
-"""Staging: big event days deduplicated bucket by bucket give exactly the one-query result."""
+"""Staging of events: one row per event_id, the first copy by source file and line, on any size of day."""
 
 from __future__ import annotations
 
 from datetime import date
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from customer360.contracts import ACTIVITY_LOGS
@@ -15,6 +16,7 @@ from customer360.zones import staging
 from customer360.zones.clean import _read_parquet, clean_partition
 
 DAY = date(2024, 1, 2)
+LINEAGE = ["event_id", "_source_file", "_source_line"]
 
 
 def _staged(lake) -> pa.Table:
@@ -22,23 +24,50 @@ def _staged(lake) -> pa.Table:
     return _read_parquet(lake, keys, pa.schema([]))
 
 
-def test_bucketed_dedup_equals_single_query(lake, monkeypatch: pytest.MonkeyPatch) -> None:
+def _first_copies(clean: pa.Table) -> pa.Table:
+    """What the contract says staging keeps, computed independently: per event_id, the lowest (file, line)."""
+    ordered = clean.select(LINEAGE).sort_by([(c, "ascending") for c in LINEAGE])
+    ids = ordered["event_id"].to_pylist()
+    keep = [i == 0 or ids[i] != ids[i - 1] for i in range(len(ids))]
+    return ordered.filter(pa.array(keep))
+
+
+@pytest.fixture
+def day_with_repeats(lake):
     generate_demo_data(lake.put_bytes, date(2024, 1, 1), 2, seed=5, customers=200, events_per_day=6_000,
                        hours_per_day=6)
     run_gate(lake, ACTIVITY_LOGS, DAY)
     clean_partition(lake, ACTIVITY_LOGS, DAY)
+    clean = _read_parquet(lake, staging.parquet_keys(lake, layout.clean_prefix(ACTIVITY_LOGS.name, DAY)),
+                          pa.schema([]))
+    expected = _first_copies(clean)
+    assert expected.num_rows < clean.num_rows, "the generated day repeats some events"
+    return lake, expected
 
-    single = staging.build_staging(lake, ACTIVITY_LOGS, DAY)
-    one_query = _staged(lake)
-    monkeypatch.setattr(staging, "STAGING_BUCKET_ROWS", 700)  # ~9 buckets
-    monkeypatch.setattr(staging, "STAGING_ROWS_PER_FILE", 2_000)  # several part files
-    bucketed = staging.build_staging(lake, ACTIVITY_LOGS, DAY)
-    by_bucket = _staged(lake)
 
-    assert len(single.keys) == 1 and len(bucketed.keys) > 1
-    assert bucketed.rows == single.rows == one_query.num_rows
-    assert by_bucket.num_rows == len(set(by_bucket["event_id"].to_pylist())), "one row per event_id"
-    assert by_bucket.sort_by("event_id").equals(one_query.sort_by("event_id"))
-    # Replaying the bucketed build gives the same rows.
+def test_small_day_keeps_first_copy_sorted_by_key(day_with_repeats) -> None:
+    lake, expected = day_with_repeats
+    result = staging.build_staging(lake, ACTIVITY_LOGS, DAY)
+    staged = _staged(lake)
+
+    assert result.rows == staged.num_rows == expected.num_rows
+    assert result.input_rows > result.rows
+    assert staged["event_id"].to_pylist() == sorted(staged["event_id"].to_pylist())
+    assert staged.select(LINEAGE).sort_by("event_id").to_pydict() == expected.to_pydict()
+
+
+def test_big_day_unsorted_in_several_files_keeps_the_same_rows(day_with_repeats, monkeypatch) -> None:
+    lake, expected = day_with_repeats
+    monkeypatch.setattr(staging, "STAGING_SORTED_MAX_ROWS", 0)
+    monkeypatch.setattr(staging, "STAGING_FILE_BYTES", "50KB")
+    monkeypatch.setattr(staging, "STAGING_ROW_GROUP_ROWS", 1_000)
+    result = staging.build_staging(lake, ACTIVITY_LOGS, DAY)
+    staged = _staged(lake)
+
+    assert len(result.keys) > 1
+    assert result.rows == staged.num_rows == expected.num_rows
+    assert staged.select(LINEAGE).sort_by("event_id").to_pydict() == expected.to_pydict()
+    assert pc.count_distinct(staged["event_id"]).as_py() == staged.num_rows
+    # Replaying the day gives the same rows.
     staging.build_staging(lake, ACTIVITY_LOGS, DAY)
-    assert _staged(lake).sort_by("event_id").equals(by_bucket.sort_by("event_id"))
+    assert _staged(lake).select(LINEAGE).sort_by("event_id").to_pydict() == expected.to_pydict()

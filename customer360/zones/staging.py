@@ -33,11 +33,12 @@ from customer360.lake.transfer import fetch_many, scratch_dir
 from customer360.processing.standardize import clean_schema
 
 STAGING_FILE_BYTES = "200MB"
-# Big event days are deduplicated per hash bucket of about this many rows (bounded memory), and written
-# as part files of at most STAGING_ROWS_PER_FILE rows: about 100-200 MB of zstd Parquet for activity rows.
-STAGING_BUCKET_ROWS = 1_500_000
-STAGING_ROWS_PER_FILE = 5_000_000
-STAGING_BATCH_ROWS = 200_000
+# DuckDB's default row group: reads well; a bigger one buffers more rows per writer thread and, under the
+# memory limit, made a 10M-row day twice as slow. Files are cut at row-group boundaries.
+STAGING_ROW_GROUP_ROWS = 122_880
+# Up to this many rows a day's staging files are sorted by the dedup key, so a replay writes byte-for-byte
+# the same files; a bigger day skips the sort (it would cost more than the dedup) and replays the same rows.
+STAGING_SORTED_MAX_ROWS = 1_500_000
 # With the run process's own ~300 MB (Python, Dagster, Arrow), this keeps a step under 1 GiB; DuckDB spills
 # to the scratch folder beyond it.
 DUCKDB_MEMORY_LIMIT = "400MB"
@@ -92,22 +93,19 @@ def build_staging(store: LakeStore, dataset: Dataset, day: date) -> StagingResul
         relations = _join_relations(store, dataset, day, folder)
         if dataset.snapshot:
             source_sql = _snapshot_source(store, dataset, day, clean_keys, folder, result)
-            sources = [source_sql] if source_sql else []
+            ordered = True
         else:
-            sources = _event_sources(connection, store, dataset, clean_keys, folder)
-        if not sources:
+            source_sql, result.input_rows = _event_source(connection, store, dataset, clean_keys, folder)
+            ordered = result.input_rows <= STAGING_SORTED_MAX_ROWS
+        if source_sql is None:
             store.delete_prefix(layout.staging_prefix(dataset.name, day))
             result.seconds = time.perf_counter() - started
             return result
-        if len(sources) == 1:
-            connection.execute(
-                f"COPY ({_enriched(dataset, day, sources[0], relations)}) TO '{output}' (FORMAT parquet, "
-                f"COMPRESSION zstd, ROW_GROUP_SIZE 500000, FILE_SIZE_BYTES '{STAGING_FILE_BYTES}', "
-                f"FILENAME_PATTERN 'part-{{i}}')"
-            )
-        else:
-            queries = [_enriched(dataset, day, sql, relations, ordered=False) for sql in sources]
-            _write_buckets(connection, queries, output)
+        connection.execute(
+            f"COPY ({_enriched(dataset, day, source_sql, relations, ordered=ordered)}) TO '{output}' "
+            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {STAGING_ROW_GROUP_ROWS}, "
+            f"FILE_SIZE_BYTES '{STAGING_FILE_BYTES}', FILENAME_PATTERN 'part-{{i}}')"
+        )
         connection.close()
         files = sorted(output.glob("*.parquet"), key=lambda p: int(p.stem.split("-")[-1]))
         store.delete_prefix(layout.staging_prefix(dataset.name, day))
@@ -135,57 +133,33 @@ def _connect(folder: Path) -> duckdb.DuckDBPyConnection:
     return connection
 
 
-def _event_sources(
+def _event_source(
     connection: duckdb.DuckDBPyConnection, store: LakeStore, dataset: Dataset, clean_keys: list[str], folder: Path
-) -> list[str]:
-    """The day's events deduplicated, as one query, or one per hash bucket of the key for a big day.
+) -> tuple[str | None, int]:
+    """The day's events, one per ``dedup_key``, as one query; and how many clean rows it reads.
 
-    A day of tens of millions of events deduplicated in one query would sort or hash it whole, which
-    needs memory in proportion to the day. Split by a hash of the dedup key, each bucket holds every
-    copy of its events, so bucket by bucket is the same result in memory bounded by the bucket size.
+    Deduplicating a day of tens of millions of events with one window over every row sorts or hashes the
+    whole day. But only about 1% of events are repeated, so the work is split by what a row needs: first
+    the 64-bit hashes of keys seen more than once (one narrow column, a small table); rows whose key hash
+    is not among them are unique and stream straight through; only the few others go through the window
+    that keeps the first copy. A hash collision only sends a unique row the slow way, never drops one.
     """
     if not clean_keys:
-        return []
+        return None, 0
     paths = fetch_many(store, clean_keys, folder)
     rows = sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
-    buckets = -(-rows // STAGING_BUCKET_ROWS)
     order = ", ".join(f"{_quote(c)}" for c in dataset.order_by) or "_source_file, _source_line"
     keys = ", ".join(_quote(c) for c in dataset.dedup_key)
+    row_hash = f"hash({', '.join(f's.{_quote(c)}' for c in dataset.dedup_key)})"
     read = f"read_parquet({_paths_sql(paths)}, union_by_name = true, hive_partitioning = false)"
-    dedup = "SELECT * FROM {relation} QUALIFY row_number() OVER (PARTITION BY " + keys + f" ORDER BY {order}) = 1"
-    if buckets <= 1:
-        return [dedup.format(relation=read)]
-    spread = folder / "buckets"
     connection.execute(
-        f"COPY (SELECT *, hash({keys}) % {buckets} AS _bucket FROM {read}) TO '{spread}' "
-        "(FORMAT parquet, COMPRESSION lz4_raw, PARTITION_BY (_bucket))"  # scratch: fastest codec here
+        f"CREATE TEMP TABLE repeated_keys AS SELECT h FROM (SELECT hash({keys}) AS h FROM {read}) "
+        "GROUP BY h HAVING count(*) > 1"
     )
-    return [
-        dedup.format(relation=f"read_parquet('{spread}/_bucket={bucket}/*.parquet', hive_partitioning = false)")
-        for bucket in range(buckets)
-        if (spread / f"_bucket={bucket}").exists()
-    ]
-
-
-def _write_buckets(connection: duckdb.DuckDBPyConnection, queries: list[str], output: Path) -> None:
-    """Stream each bucket's rows into part files of at most STAGING_ROWS_PER_FILE rows."""
-    output.mkdir(parents=True, exist_ok=True)
-    writer: pq.ParquetWriter | None = None
-    index, rows_in_file = 0, 0
-    try:
-        for query in queries:
-            reader = connection.execute(query).to_arrow_reader(STAGING_BATCH_ROWS)
-            for batch in reader:
-                if writer is not None and rows_in_file + batch.num_rows > STAGING_ROWS_PER_FILE:
-                    writer.close()
-                    writer, index, rows_in_file = None, index + 1, 0
-                if writer is None:
-                    writer = pq.ParquetWriter(output / f"part-{index}.parquet", batch.schema, compression="zstd")
-                writer.write_batch(batch)
-                rows_in_file += batch.num_rows
-    finally:
-        if writer is not None:
-            writer.close()
+    unique = f"SELECT s.* FROM {read} s ANTI JOIN repeated_keys r ON {row_hash} = r.h"
+    repeated = f"SELECT s.* FROM {read} s SEMI JOIN repeated_keys r ON {row_hash} = r.h"
+    first_copies = f"SELECT * FROM ({repeated}) QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
+    return f"{unique} UNION ALL {first_copies}", rows
 
 
 def _snapshot_source(
@@ -267,8 +241,7 @@ def _enriched(dataset: Dataset, day: date, source_sql: str, relations: list[str]
     query = f"SELECT {', '.join(select)} FROM {source} s {' '.join(joins)}"
     if not ordered:
         return query
-    # A stable order makes a replayed day byte-for-byte the same staging files. Big bucketed days skip
-    # it: sorting tens of millions of rows costs more than the dedup, and a replay gives the same rows.
+    # A stable order makes a replayed day byte-for-byte the same staging files (see STAGING_SORTED_MAX_ROWS).
     return f"{query} ORDER BY {', '.join(f's.{_quote(c)}' for c in dataset.dedup_key)}"
 
 
