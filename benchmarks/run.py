@@ -206,18 +206,29 @@ def run_child(task: str, *args: str) -> tuple[float, float, dict[str, object]]:
 
 
 def customers_snapshot(lake_root: Path) -> list[str]:
-    """A customers + plans day through the real pipeline, so staging activity has a snapshot to join."""
+    """A customers + plans day through the real pipeline, so staging activity has a snapshot to join.
+
+    The customers file is the CRM's newer layout (with ``plan_id``), so the join brings a value for every
+    event, as it does in production; the plans catalog is the generator's.
+    """
+    import numpy as np
+
     from customer360.generator import generate_demo_data
+    from customer360.generator.customers import CustomerBook, customers_csv
+    from customer360.generator.demo_data import _STREAM_BOOK
     from customer360.lake.resource import open_lake
 
     store = open_lake(str(lake_root))
 
-    def only_reference_data(key: str, data: bytes) -> None:
-        if key.startswith(("raw/customers/", "raw/plans/")) and f"/{DAY.isoformat()}/" in key:
+    def only_plans(key: str, data: bytes) -> None:
+        if key.startswith("raw/plans/") and f"/{DAY.isoformat()}/" in key:
             store.put_bytes(key, data)
 
-    generate_demo_data(only_reference_data, DAY, 1, seed=SEED, customers=CUSTOMERS, events_per_day=10,
-                       hours_per_day=1)
+    generate_demo_data(only_plans, DAY, 1, seed=SEED, customers=1, events_per_day=0, hours_per_day=1)
+    book = CustomerBook.create(np.random.default_rng([SEED, _STREAM_BOOK]), CUSTOMERS)  # the demo's customer ids
+    rows = np.arange(len(book))
+    store.put_bytes(f"raw/customers/{DAY.isoformat()}/crm_customers_snapshot_{DAY.isoformat()}.csv",
+                    customers_csv(book, rows, new_layout=True, day=DAY, rng=np.random.default_rng(SEED)))
     _materialize(str(lake_root), ["raw/customers", "archive/customers", "rejected/customers", "clean/customers",
                                   "raw/plans", "archive/plans", "rejected/plans", "clean/plans",
                                   "staging/plans", "staging/customers"])

@@ -210,3 +210,11 @@ def test_check_cost_stays_small_next_to_the_step(pipeline: Pipeline) -> None:
     assert all(e.passed for e in found.values() if e.blocking)
     staged = pc.count_distinct(read_clean(pipeline.store, ACTIVITY, DAY)["event_id"]).as_py()
     assert evaluations(result, "staging/activity")["unique_keys"].metadata["rows_validated"].value == staged
+    staging_metadata = next(
+        e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key.to_user_string() == "staging/activity"
+    )
+    clean_rows = read_clean(pipeline.store, ACTIVITY, DAY).num_rows
+    assert staging_metadata["clean_rows_read"].value == clean_rows
+    assert staging_metadata["duplicate_rows_dropped"].value == clean_rows - staged

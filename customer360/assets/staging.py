@@ -52,15 +52,22 @@ def build_staging_asset(dataset: Dataset) -> dg.AssetsDefinition:
         day = partition_day(context)
         result = build_staging(store, dataset, day)
         context.log.info(
-            "staging/%s %s: %d rows in %d file(s) (%.2fs)",
+            "staging/%s %s: %d rows in %d file(s) (%.2fs, %.0f rows/s)%s",
             dataset.staging_name,
             context.partition_key,
             result.rows,
             len(result.keys),
             result.seconds,
+            result.rows / result.seconds if result.seconds else 0,
+            "" if dataset.snapshot else f", {result.duplicates_dropped} of {result.input_rows} clean rows were repeats",
         )
+        events = {} if dataset.snapshot else {
+            "clean_rows_read": result.input_rows,
+            "duplicate_rows_dropped": result.duplicates_dropped,
+        }
         return dg.MaterializeResult(
             metadata={
+                **events,
                 "dagster/row_count": result.rows,
                 "dagster/column_schema": column_schema(result.schema),
                 "files": dg.MetadataValue.json(result.keys),

@@ -55,6 +55,11 @@ class StagingResult:
     rebuilt_from_history: bool = False
     schema: list[tuple[str, str]] = field(default_factory=list)
 
+    @property
+    def duplicates_dropped(self) -> int:
+        """Clean event rows that repeated a key already kept (events only; snapshots replace by key)."""
+        return self.input_rows - self.rows if self.input_rows else 0
+
 
 def staging_schema(dataset: Dataset) -> pa.Schema:
     """The columns a staging partition has, derived from the contract (used before any file exists)."""
