@@ -25,11 +25,10 @@ from customer360.lake import layout
 from customer360.lake.ledger import ARCHIVED, DUPLICATE, REJECTED, Ledger
 from customer360.lake.resource import LakeResource, lake_resource_from_env
 from customer360.lake.store import LakeStore
-from customer360.lake.transfer import fetch_many, scratch_dir
+from customer360.lake.transfer import fetch_many, parquet_keys, scratch_dir
 from customer360.warehouse.base import Warehouse
 from customer360.warehouse.mart import mart_checks
 from customer360.warehouse.resource import WarehouseResource, warehouse_resource_from_env
-from customer360.zones.staging import parquet_keys
 
 
 @dataclass

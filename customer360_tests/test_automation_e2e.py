@@ -38,9 +38,9 @@ from customer360.definitions import UNROUTABLE_JOB_NAME, gate_job, unroutable_jo
 from customer360.generator import generate_demo_data
 from customer360.lake import layout
 from customer360.lake.s3 import S3LakeStore
+from customer360.lake.transfer import parquet_keys
 from customer360.sensors.raw_sensor import GATE_JOB_NAME, RawSensorSettings, build_raw_sensor
 from customer360.zones.clean import read_clean
-from customer360.zones.staging import parquet_keys
 from customer360_tests.pipeline_harness import Pipeline, make_pipeline
 
 START = date(2024, 1, 1)

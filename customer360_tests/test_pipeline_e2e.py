@@ -29,8 +29,8 @@ def pipeline(lake, tmp_path: Path, request: pytest.FixtureRequest) -> Pipeline:
 
 
 def _staging_table(pipeline: Pipeline, dataset: str, day: date):
+    from customer360.lake.transfer import parquet_keys
     from customer360.zones.clean import _read_parquet  # the same reader the zone uses
-    from customer360.zones.staging import parquet_keys
 
     keys = parquet_keys(pipeline.store, layout.staging_prefix(dataset, day))
     import pyarrow as pa

@@ -12,15 +12,16 @@ from customer360.contracts import ACTIVITY_LOGS
 from customer360.generator import generate_demo_data
 from customer360.ingest.gate import run_gate
 from customer360.lake import layout
+from customer360.lake.transfer import parquet_keys
 from customer360.zones import staging
-from customer360.zones.clean import _read_parquet, clean_partition
+from customer360.zones.clean import _read_parquet, clean_partition, read_clean
 
 DAY = date(2024, 1, 2)
 LINEAGE = ["event_id", "_source_file", "_source_line"]
 
 
 def _staged(lake) -> pa.Table:
-    keys = staging.parquet_keys(lake, layout.staging_prefix(ACTIVITY_LOGS.name, DAY))
+    keys = parquet_keys(lake, layout.staging_prefix(ACTIVITY_LOGS.name, DAY))
     return _read_parquet(lake, keys, pa.schema([]))
 
 
@@ -38,8 +39,7 @@ def day_with_repeats(lake):
                        hours_per_day=6)
     run_gate(lake, ACTIVITY_LOGS, DAY)
     clean_partition(lake, ACTIVITY_LOGS, DAY)
-    clean = _read_parquet(lake, staging.parquet_keys(lake, layout.clean_prefix(ACTIVITY_LOGS.name, DAY)),
-                          pa.schema([]))
+    clean = read_clean(lake, ACTIVITY_LOGS, DAY)
     expected = _first_copies(clean)
     assert expected.num_rows < clean.num_rows, "the generated day repeats some events"
     return lake, expected

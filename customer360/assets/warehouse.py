@@ -14,10 +14,9 @@ from customer360.assets.staging import staging_key_of
 from customer360.contracts import Dataset
 from customer360.lake import layout
 from customer360.lake.resource import LakeResource
-from customer360.lake.transfer import fetch_many, scratch_dir
+from customer360.lake.transfer import fetch_many, parquet_keys, scratch_dir
 from customer360.partitions import daily_partitions, partition_day
 from customer360.warehouse.resource import WarehouseResource
-from customer360.zones.staging import parquet_keys
 
 WAREHOUSE_POOL = "warehouse"
 LOAD_RECONCILES = "load_reconciles_with_staging"

@@ -52,9 +52,8 @@ from customer360.contracts.pandera_models import (
 from customer360.lake import layout
 from customer360.lake.ledger import Ledger, current_archive_versions
 from customer360.lake.store import LakeStore
-from customer360.lake.transfer import fetch_many, scratch_dir
+from customer360.lake.transfer import fetch_many, parquet_keys, scratch_dir
 from customer360.partitions import daily_partitions
-from customer360.zones.staging import parquet_keys
 
 ROW_ACCOUNTING = "row_accounting"
 FRESHNESS = "freshness"

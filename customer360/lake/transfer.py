@@ -19,6 +19,12 @@ from customer360.lake.store import LakeStore
 CHUNK = 8 << 20
 
 
+
+def parquet_keys(store: LakeStore, prefix: str) -> list[str]:
+    """The Parquet objects under ``prefix`` (a zone partition), skipping anything else kept beside them."""
+    return [o.key for o in store.list(prefix) if o.key.endswith(".parquet")]
+
+
 @dataclass(frozen=True)
 class LocalCopy:
     path: Path

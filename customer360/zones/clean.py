@@ -22,7 +22,7 @@ from customer360.contracts import Dataset
 from customer360.lake import layout
 from customer360.lake.ledger import Ledger, current_archive_versions
 from customer360.lake.store import LakeStore
-from customer360.lake.transfer import fetch_many, scratch_dir
+from customer360.lake.transfer import fetch_many, parquet_keys, scratch_dir
 from customer360.processing.formats import StringBatches, detect_format
 from customer360.processing.standardize import (
     QUARANTINE_SCHEMA,
@@ -152,13 +152,11 @@ def _clean_file(
 
 def read_clean(store: LakeStore, dataset: Dataset, day: date) -> pa.Table:
     """The day's clean rows as one table (small datasets and tests; big ones are read by DuckDB)."""
-    keys = [o.key for o in store.list(layout.clean_prefix(dataset.name, day)) if o.key.endswith(".parquet")]
-    return _read_parquet(store, keys, clean_schema(dataset))
+    return _read_parquet(store, parquet_keys(store, layout.clean_prefix(dataset.name, day)), clean_schema(dataset))
 
 
 def read_quarantine(store: LakeStore, dataset: Dataset, day: date) -> pa.Table:
-    keys = [o.key for o in store.list(layout.quarantine_prefix(dataset.name, day)) if o.key.endswith(".parquet")]
-    return _read_parquet(store, keys, QUARANTINE_SCHEMA)
+    return _read_parquet(store, parquet_keys(store, layout.quarantine_prefix(dataset.name, day)), QUARANTINE_SCHEMA)
 
 
 def query_quarantine(

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from customer360.contracts import DATASETS, Dataset
 from customer360.lake import layout
 from customer360.lake.store import LakeStore
-from customer360.lake.transfer import fetch_many, scratch_dir
+from customer360.lake.transfer import fetch_many, parquet_keys, scratch_dir
 from customer360.processing.standardize import clean_schema
 
 STAGING_FILE_BYTES = "200MB"
@@ -72,10 +72,6 @@ def staging_schema(dataset: Dataset) -> pa.Schema:
         fields += [pa.field(alias, other.field(column).arrow_type) for column, alias in join.columns
                    if alias not in {f.name for f in fields}]
     return pa.schema(fields)
-
-
-def parquet_keys(store: LakeStore, prefix: str) -> list[str]:
-    return [o.key for o in store.list(prefix) if o.key.endswith(".parquet")]
 
 
 def _quote(name: str) -> str:
