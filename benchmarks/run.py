@@ -214,8 +214,8 @@ def customers_snapshot(lake_root: Path) -> list[str]:
     import numpy as np
 
     from customer360.generator import generate_demo_data
-    from customer360.generator.customers import CustomerBook, customers_csv
-    from customer360.generator.demo_data import _STREAM_BOOK
+    from customer360.generator.customers import customers_csv
+    from customer360.generator.demo_data import demo_customer_book
     from customer360.lake.resource import open_lake
 
     store = open_lake(str(lake_root))
@@ -225,7 +225,7 @@ def customers_snapshot(lake_root: Path) -> list[str]:
             store.put_bytes(key, data)
 
     generate_demo_data(only_plans, DAY, 1, seed=SEED, customers=1, events_per_day=0, hours_per_day=1)
-    book = CustomerBook.create(np.random.default_rng([SEED, _STREAM_BOOK]), CUSTOMERS)  # the demo's customer ids
+    book = demo_customer_book(SEED, CUSTOMERS)
     rows = np.arange(len(book))
     store.put_bytes(f"raw/customers/{DAY.isoformat()}/crm_customers_snapshot_{DAY.isoformat()}.csv",
                     customers_csv(book, rows, new_layout=True, day=DAY, rng=np.random.default_rng(SEED)))

@@ -96,6 +96,11 @@ class _Output:
             self.files.append(meta)
 
 
+def demo_customer_book(seed: int, customers: int) -> CustomerBook:
+    """The customers ``generate_demo_data`` writes for ``seed``: other generators reuse their ids."""
+    return CustomerBook.create(np.random.default_rng([seed, _STREAM_BOOK]), customers)
+
+
 def generate_demo_data(
     put: Callable[[str, bytes], None],
     start: date,
@@ -116,7 +121,7 @@ def generate_demo_data(
         raise ValueError("need days >= 1, customers >= 1, events_per_day >= 0, 1 <= hours_per_day <= 24")
     schedule = _schedule(np.random.default_rng([seed, _STREAM_SCHEDULE]), days, hours_per_day)
     fault_rng = np.random.default_rng([seed, _STREAM_FAULT])
-    book = CustomerBook.create(np.random.default_rng([seed, _STREAM_BOOK]), customers)
+    book = demo_customer_book(seed, customers)
     out = _Output(put)
     duplicates = bad_rows = 0
 
