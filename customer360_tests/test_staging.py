@@ -71,3 +71,14 @@ def test_big_day_unsorted_in_several_files_keeps_the_same_rows(day_with_repeats,
     # Replaying the day gives the same rows.
     staging.build_staging(lake, ACTIVITY_LOGS, DAY)
     assert _staged(lake).select(LINEAGE).sort_by("event_id").to_pydict() == expected.to_pydict()
+
+
+def test_a_day_without_clean_rows_leaves_no_stale_staging_files(day_with_repeats) -> None:
+    lake, _ = day_with_repeats
+    assert staging.build_staging(lake, ACTIVITY_LOGS, DAY).keys
+    lake.delete_prefix(layout.clean_prefix(ACTIVITY_LOGS.name, DAY))  # e.g. the day's only file was withdrawn
+
+    result = staging.build_staging(lake, ACTIVITY_LOGS, DAY)
+
+    assert result.keys == [] and result.rows == 0 and result.input_rows == 0
+    assert parquet_keys(lake, layout.staging_prefix(ACTIVITY_LOGS.name, DAY)) == []

@@ -88,26 +88,23 @@ def build_staging(store: LakeStore, dataset: Dataset, day: date) -> StagingResul
     started = time.perf_counter()
     result = StagingResult(dataset.name, day)
     with scratch_dir() as folder:
-        connection = _connect(folder)
-        clean_keys = parquet_keys(store, layout.clean_prefix(dataset.name, day))
         output = folder / "out"
-        relations = _join_relations(store, dataset, day, folder)
-        if dataset.snapshot:
-            source_sql = _snapshot_source(store, dataset, day, clean_keys, folder, result)
-            ordered = True
-        else:
-            source_sql, result.input_rows = _event_source(connection, store, dataset, clean_keys, folder)
-            ordered = result.input_rows <= STAGING_SORTED_MAX_ROWS
-        if source_sql is None:
-            store.delete_prefix(layout.staging_prefix(dataset.name, day))
-            result.seconds = time.perf_counter() - started
-            return result
-        connection.execute(
-            f"COPY ({_enriched(dataset, day, source_sql, relations, ordered=ordered)}) TO '{output}' "
-            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {STAGING_ROW_GROUP_ROWS}, "
-            f"FILE_SIZE_BYTES '{STAGING_FILE_BYTES}', FILENAME_PATTERN 'part-{{i}}')"
-        )
-        connection.close()
+        with _connect(folder) as connection:
+            clean_keys = parquet_keys(store, layout.clean_prefix(dataset.name, day))
+            relations = _join_relations(store, dataset, day, folder)
+            if dataset.snapshot:
+                source_sql = _snapshot_source(store, dataset, day, clean_keys, folder, result)
+                ordered = True
+            else:
+                source_sql, result.input_rows = _event_source(connection, store, dataset, clean_keys, folder)
+                ordered = result.input_rows <= STAGING_SORTED_MAX_ROWS
+            # Nothing to stage (no clean data yet) writes no files: the day's prefix is still emptied below.
+            if source_sql is not None:
+                connection.execute(
+                    f"COPY ({_enriched(dataset, day, source_sql, relations, ordered=ordered)}) TO '{output}' "
+                    f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {STAGING_ROW_GROUP_ROWS}, "
+                    f"FILE_SIZE_BYTES '{STAGING_FILE_BYTES}', FILENAME_PATTERN 'part-{{i}}')"
+                )
         files = sorted(output.glob("*.parquet"), key=lambda p: int(p.stem.split("-")[-1]))
         store.delete_prefix(layout.staging_prefix(dataset.name, day))
         for index, path in enumerate(files):
