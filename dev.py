@@ -4,12 +4,15 @@
 Why a Python script and not only a Makefile: the quick start promises two commands on a fresh
 machine that has Python 3.11 and nothing else. `python3 dev.py demo` and `python3 dev.py test`
 create `.venv`, install the project from pyproject.toml (again only when it changed), and run.
+`test` also installs, with apt, the few Debian packages the suite runs for real (PostgreSQL) when missing.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -27,6 +30,37 @@ TASKS: dict[str, list[str]] = {
     "dev": ["dagster", "dev", "-w", "workspace.yaml"],
     "bench": ["python", "benchmarks/run.py"],
 }
+
+
+# Debian packages the test suite runs for real (never mocked), each with a file or command proving it is there:
+# PostgreSQL for the production instance's tests (Debian keeps initdb/pg_ctl off PATH, under its version).
+TEST_SYSTEM_PACKAGES: dict[str, str] = {
+    "postgresql": "/usr/lib/postgresql/*/bin/initdb",
+}
+
+
+def ensure_system_packages(packages: dict[str, str]) -> None:
+    """Install with apt the packages whose probe (a command on PATH, or a path glob with a '/') is missing."""
+    missing = [
+        name for name, probe in packages.items() if not (glob.glob(probe) if "/" in probe else shutil.which(probe))
+    ]
+    if not missing:
+        return
+    apt = shutil.which("apt-get")
+    sudo = [] if apt is None or os.geteuid() == 0 else ["sudo", "-n"]
+    why_not = "no apt-get" if apt is None else "not root and no sudo" if sudo and not shutil.which("sudo") else None
+    if apt is None or why_not:
+        sys.exit(
+            f"the tests need the Debian packages {' '.join(missing)}, missing here and not installable "
+            f"({why_not}): install them with your package manager, then run again"
+        )
+    print(f"installing system packages with apt: {' '.join(missing)}", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        subprocess.run([*sudo, apt, "-q", "update"], check=True, env=env)
+        subprocess.run([*sudo, apt, "-q", "install", "-y", "--no-install-recommends", *missing], check=True, env=env)
+    except subprocess.CalledProcessError as error:
+        sys.exit(f"apt could not install {' '.join(missing)} ({error}): install them yourself, then run again")
 
 
 def _requirements_fingerprint() -> str:
@@ -55,6 +89,8 @@ def main(argv: list[str]) -> int:
         return 2
     ensure_venv()
     task, *extra = argv
+    if task == "test":
+        ensure_system_packages(TEST_SYSTEM_PACKAGES)
     command = TASKS[task]
     env = dict(os.environ)
     env.setdefault("DAGSTER_HOME", str(ROOT))

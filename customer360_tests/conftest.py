@@ -8,6 +8,7 @@ provides and why it has its scope.
 Sections:
   * AWS isolation and the moto S3 server (session scope: one server per xdist worker)
   * Lakes (function scope: every test starts from an empty lake)
+  * PostgreSQL (session scope: one throwaway cluster per xdist worker, a fresh database per test)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from customer360.lake.local import LocalLakeStore
 from customer360.lake.resource import open_lake
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import LakeStore
+from customer360_tests.postgres_cluster import PostgresCluster, running_cluster
 
 # ---------------------------------------------------------------------------------------------------
 # AWS isolation and the moto S3 server
@@ -111,3 +113,25 @@ def local_lake(tmp_path: Path) -> LocalLakeStore:
 def lake(request: pytest.FixtureRequest) -> LakeStore:
     """An empty lake, once per backend: a test using it runs against both and must pass on both."""
     return request.getfixturevalue(f"{request.param}_lake")
+
+
+# ---------------------------------------------------------------------------------------------------
+# PostgreSQL
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A real PostgreSQL server (initdb + pg_ctl in a temp dir, free loopback port), stopped at the end.
+
+    Session-scoped: creating a cluster costs seconds, a database in it a few milliseconds (see
+    ``postgres_env``). Only the workers that run a Postgres test start one.
+    """
+    with running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def postgres_env(postgres_cluster: PostgresCluster) -> dict[str, str]:
+    """``DAGSTER_PG_*`` for a fresh, empty database: what ``deploy/production/dagster.yaml`` reads."""
+    return postgres_cluster.dagster_env(postgres_cluster.new_database())
