@@ -20,6 +20,7 @@ from customer360.automation import build_automation_sensor, with_automation, wit
 from customer360.contracts import DATASETS
 from customer360.lake.resource import LakeResource, lake_resource_from_env
 from customer360.sensors.alerts import build_alert_sensor
+from customer360.sensors.notifications import QueueSettings
 from customer360.sensors.raw_sensor import build_gate_job, build_raw_sensor
 from customer360.warehouse.resource import WarehouseResource, warehouse_resource_from_env
 
@@ -57,7 +58,12 @@ def build_definitions(lake: LakeResource, warehouse: WarehouseResource) -> dg.De
     return dg.Definitions(
         assets=build_assets(),
         jobs=[pipeline_job, unroutable_job, gate_job],
-        sensors=[build_raw_sensor(gate_job, unroutable_job), build_automation_sensor(), build_alert_sensor()],
+        sensors=[
+            # CUSTOMER360_RAW_DISCOVERY=notifications adds the S3 notifications queue to the listing.
+            build_raw_sensor(gate_job, unroutable_job, queue=QueueSettings.from_env()),
+            build_automation_sensor(),
+            build_alert_sensor(),
+        ],
         resources={"lake": lake, "warehouse": warehouse},
         # One process per run, steps in it one after another: a day's steps form a chain anyway, and a
         # process per step re-imports the code location (seconds each) for steps that often take less.

@@ -15,6 +15,12 @@ sensor instead:
   two files of one day in one tick are one run and a tick that sees the same files launches nothing;
 * caps the runs per tick (oldest day first); what is left is not marked as seen and waits for the next.
 
+With S3 event notifications on (``CUSTOMER360_RAW_DISCOVERY=notifications``), each tick also reads the
+SQS queue the bucket notifies (``customer360.sensors.notifications``): every message names a
+``raw/<dataset>/<day>/`` folder that the tick lists and plans like any other, so a file of any date is
+requested on the next tick with the listing's own run key, and the listing (window every
+``listing_minutes``, full scan every ``reconcile_minutes``, both longer in that mode) is the safety net.
+
 Each run materializes ``raw/<dataset>``, ``archive/<dataset>`` and ``rejected/<dataset>`` for the day and
 carries the tag ``customer360/gate: <dataset>/<day>``, which dagster.yaml limits to one run at a time per
 value, so two gate runs for the same dataset and day never move the same files at once. Objects under
@@ -34,6 +40,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from customer360.contracts import DATASETS
 from customer360.ingest.gate import route
@@ -41,6 +48,7 @@ from customer360.lake import layout
 from customer360.lake.resource import LakeResource
 from customer360.lake.store import LakeStore, ObjectInfo
 from customer360.partitions import start_date
+from customer360.sensors.notifications import Hints, QueueSettings, RawQueue, hints_of, require_s3
 
 if TYPE_CHECKING:  # what define_asset_job returns; not exported at dagster's top level
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
@@ -66,20 +74,29 @@ class RawSensorSettings:
     max_runs_per_tick: int = 50
     reconcile_minutes: float = 60.0
     minimum_interval_seconds: int = 30
+    listing_minutes: float = 0.0  # how often the look-back window is listed; 0 = every tick
 
     @classmethod
-    def from_env(cls) -> "RawSensorSettings":
+    def from_env(cls, *, notifications: bool = False) -> "RawSensorSettings":
+        """With notifications on, listing is only the safety net: window every 15 min, full scan every 6 h."""
+        reconcile, listing = (360, 15) if notifications else (int(cls.reconcile_minutes), int(cls.listing_minutes))
         return cls(
             lookback_days=_env_int("CUSTOMER360_SENSOR_LOOKBACK_DAYS", cls.lookback_days),
             max_runs_per_tick=_env_int("CUSTOMER360_SENSOR_MAX_RUNS_PER_TICK", cls.max_runs_per_tick),
-            reconcile_minutes=float(_env_int("CUSTOMER360_SENSOR_RECONCILE_MINUTES", int(cls.reconcile_minutes))),
+            reconcile_minutes=float(_env_int("CUSTOMER360_SENSOR_RECONCILE_MINUTES", reconcile)),
             minimum_interval_seconds=_env_int("CUSTOMER360_SENSOR_INTERVAL_SECONDS", cls.minimum_interval_seconds),
+            listing_minutes=float(_env_int("CUSTOMER360_SENSOR_LISTING_MINUTES", listing)),
         )
 
 
 def identity(info: ObjectInfo) -> str:
-    """A short, stable digest of what makes an arrival distinct: key, ETag and size."""
-    return hashlib.sha256(f"{info.key}\n{info.etag}\n{info.size}".encode()).hexdigest()[:16]
+    """A short, stable digest of what makes an arrival distinct: key, ETag, size and modification time.
+
+    The time matters for an identical resend under the same key after the gate moved the first copy:
+    without it the resend would get the first arrival's run key, which Dagster skips as already run.
+    """
+    stamp = info.last_modified.isoformat() if info.last_modified else ""
+    return hashlib.sha256(f"{info.key}\n{info.etag}\n{info.size}\n{stamp}".encode()).hexdigest()[:16]
 
 
 def _digest(identities: Iterable[str]) -> str:
@@ -92,15 +109,19 @@ class RawCursor:
 
     ``seen`` maps ``<dataset>/<day>`` to the identities already requested for that day; ``unroutable``
     holds the identities already sent to the unroutable job. Both only ever hold objects that were still
-    in raw/ the last time their prefix was listed.
+    in raw/ the last time their prefix was listed. ``pending`` holds, with notifications on, the queue
+    messages whose runs this tick requested: ``{"k": run key, "g": group, "h": [receipt handles]}``,
+    deleted by the next tick once those runs exist.
     """
 
     seen: dict[str, set[str]] = field(default_factory=dict)
     unroutable: set[str] = field(default_factory=set)
     full_scan_at: float | None = None
+    window_at: float | None = None
     backlog: bool = False
     ticks: int = 0
     last: dict[str, Any] = field(default_factory=dict)
+    pending: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def load(cls, text: str | None) -> "RawCursor":
@@ -113,9 +134,11 @@ class RawCursor:
             seen={group: set(ids) for group, ids in data.get("seen", {}).items()},
             unroutable=set(data.get("unroutable", [])),
             full_scan_at=data.get("full_scan_at"),
+            window_at=data.get("window_at"),
             backlog=bool(data.get("backlog", False)),
             ticks=int(data.get("ticks", 0)),
             last=dict(data.get("last", {})),
+            pending=list(data.get("pending", [])),
         )
 
     def dump(self) -> str:
@@ -124,10 +147,13 @@ class RawCursor:
             "seen": {group: sorted(ids) for group, ids in sorted(self.seen.items()) if ids},
             "unroutable": sorted(self.unroutable),
             "full_scan_at": self.full_scan_at,
+            "window_at": self.window_at,
             "backlog": self.backlog,
             "ticks": self.ticks,
             "last": self.last,
         }
+        if self.pending:
+            data["pending"] = self.pending
         return json.dumps(data, separators=(",", ":"))
 
 
@@ -138,6 +164,11 @@ class TickPlan:
     run_requests: list[dg.RunRequest]
     cursor: RawCursor
     summary: dict[str, Any]
+    run_keys: dict[str, str] = field(default_factory=dict)  # group (or UNROUTABLE_GROUP) -> run key requested
+    deferred: set[str] = field(default_factory=set)  # groups with new files left for the next tick by the cap
+
+
+UNROUTABLE_GROUP = "_unroutable"
 
 
 def _group(dataset: str, day: date) -> str:
@@ -166,8 +197,13 @@ def plan_tick(
     now: datetime,
     settings: RawSensorSettings,
     unroutable_job_name: str,
+    hints: Hints | None = None,
 ) -> TickPlan:
-    """List what this tick must, and turn what is new into bounded, deduplicated run requests."""
+    """List what this tick must, and turn what is new into bounded, deduplicated run requests.
+
+    ``hints`` (from the notifications queue) name day folders to list besides the window, and unroutable
+    objects; they are planned exactly like listed ones.
+    """
     started = time.perf_counter()
     today = now.astimezone(UTC).date()
     first_day = start_date()
@@ -177,13 +213,20 @@ def plan_tick(
         or now.timestamp() - cursor.full_scan_at >= settings.reconcile_minutes * 60
     )
     window = set(_window(today, settings.lookback_days))
+    list_window = (
+        full
+        or settings.listing_minutes <= 0
+        or cursor.window_at is None
+        or now.timestamp() - cursor.window_at >= settings.listing_minutes * 60
+    )
 
     listing: list[ObjectInfo] = []
     prefixes_listed = 0
+    hinted: set[str] = set()
     if full:
         listing.extend(store.list("raw/"))
         prefixes_listed = 1
-    else:
+    elif list_window:
         dataset_folders = store.list_prefixes("raw/")
         prefixes_listed += 1
         for folder in dataset_folders:
@@ -194,6 +237,14 @@ def plan_tick(
             for day in sorted(window):
                 listing.extend(store.list(layout.raw_prefix(name, day)))
                 prefixes_listed += 1
+    if hints is not None and not full:
+        for name, day in sorted(hints.days, key=lambda d: (d[1], d[0])):
+            if (list_window and day in window) or not first_day <= day <= today:
+                continue  # listed above already, or routed below to its skip reason by the listing that sees it
+            listing.extend(store.list(layout.raw_prefix(name, day)))
+            prefixes_listed += 1
+            hinted.add(_group(name, day))
+        listing.extend(hints.unroutable)
 
     groups: dict[tuple[date, str], dict[str, ObjectInfo]] = defaultdict(dict)
     unroutable: dict[str, ObjectInfo] = {}
@@ -212,7 +263,7 @@ def plan_tick(
 
     def covered(group: str) -> bool:
         """Whether this tick's listing would have shown the group's files had they still been there."""
-        return full or date.fromisoformat(group.split("/", 1)[1]) in window
+        return full or group in hinted or (list_window and date.fromisoformat(group.split("/", 1)[1]) in window)
 
     seen = {g: ids for g, ids in cursor.seen.items() if not covered(g)}
     for (day, name), files in groups.items():
@@ -221,6 +272,8 @@ def plan_tick(
             seen[_group(name, day)] = still_listed
 
     runs: list[dg.RunRequest] = []
+    run_keys: dict[str, str] = {}
+    deferred_groups: set[str] = set()
     new_files = 0
     seen_unroutable = (cursor.unroutable & unroutable.keys()) if full else set(cursor.unroutable)
     fresh_unroutable = unroutable.keys() - cursor.unroutable
@@ -232,6 +285,7 @@ def plan_tick(
                 tags={"customer360/raw_files": str(len(unroutable))},
             )
         )
+        run_keys[UNROUTABLE_GROUP] = str(runs[-1].run_key)
         seen_unroutable |= unroutable.keys()
         new_files += len(fresh_unroutable)
     skipped["already_requested"] += len(unroutable.keys() & cursor.unroutable)
@@ -246,9 +300,11 @@ def plan_tick(
             continue
         if len(runs) >= settings.max_runs_per_tick:
             deferred += 1
+            deferred_groups.add(group)
             skipped["deferred_to_next_tick"] += len(fresh)
             continue
         runs.append(gate_run_request(name, day, files.keys(), len(files)))
+        run_keys[group] = str(runs[-1].run_key)
         seen[group] = set(files)
         new_files += len(fresh)
 
@@ -256,12 +312,13 @@ def plan_tick(
         seen=seen,
         unroutable=seen_unroutable,
         full_scan_at=now.timestamp() if full else cursor.full_scan_at,
+        window_at=now.timestamp() if list_window else cursor.window_at,
         # A full scan cut short by the cap may have left days outside the window: scan fully again.
         backlog=full and deferred > 0,
         ticks=cursor.ticks + 1,
     )
     summary: dict[str, Any] = {
-        "mode": "full_scan" if full else "window",
+        "mode": "full_scan" if full else "window" if list_window else "queue",
         "prefixes_listed": prefixes_listed,
         "objects_listed": len(listing),
         "new_files": new_files,
@@ -271,7 +328,96 @@ def plan_tick(
         "seconds": round(time.perf_counter() - started, 3),
     }
     next_cursor.last = summary
-    return TickPlan(runs, next_cursor, summary)
+    return TickPlan(runs, next_cursor, summary, run_keys, deferred_groups)
+
+
+def _group_of(key: str) -> str:
+    """The group whose run a message's key joins: ``<dataset>/<day>``, or the unroutable sweep."""
+    dataset, day, reason = route(key)
+    if reason is None and dataset is not None and day is not None:
+        return _group(dataset.name, day)
+    return UNROUTABLE_GROUP
+
+
+def _recorded(instance: dg.DagsterInstance, run_key: str) -> bool:
+    """Whether the raw sensor's run with this run key exists (the daemon created it)."""
+    tags = {RUN_KEY_TAG: run_key, SENSOR_NAME_TAG: RAW_SENSOR_NAME}
+    return bool(instance.get_run_ids(filters=dg.RunsFilter(tags=tags), limit=1))
+
+
+def plan_queue_tick(
+    queue: RawQueue,
+    instance: dg.DagsterInstance,
+    store: LakeStore,
+    cursor: RawCursor,
+    now: datetime,
+    settings: RawSensorSettings,
+    unroutable_job_name: str,
+    warn: Callable[[str], object] = print,
+) -> TickPlan:
+    """A tick with notifications on: acknowledge what is recorded, read the queue, plan, settle each message.
+
+    See ``customer360.sensors.notifications`` for why a message is deleted only on the tick after the one
+    that requested its run.
+    """
+    s3 = require_s3(store)
+    acknowledged: list[str] = []
+    lost: list[str] = []
+    for entry in cursor.pending:
+        if _recorded(instance, entry["k"]):
+            acknowledged.extend(entry["h"])
+        else:
+            # No run was recorded under that key: forget the day, so the released messages plan it afresh.
+            warn(f"no run with run key {entry['k']} for {entry['g']}: its {len(entry['h'])} message(s) are retried")
+            if entry["g"] == UNROUTABLE_GROUP:
+                cursor.unroutable.clear()
+            else:
+                cursor.seen.pop(entry["g"], None)
+            lost.extend(entry["h"])
+    deleted_after_run = queue.delete(acknowledged)
+    queue.release(lost)
+    cursor.pending = []
+
+    messages = queue.receive(s3)
+    actionable = [m for m in messages if m.dropped is None]
+    plan = plan_tick(store, cursor, now, settings, unroutable_job_name, hints_of(actionable, store))
+
+    delete_now: list[str] = []
+    release_now: list[str] = []
+    pending: dict[str, dict[str, Any]] = {}
+    dropped: Counter[str] = Counter()
+    for message in messages:
+        if message.dropped is not None:
+            kind = message.dropped.split(":", 1)[0]
+            dropped[kind] += 1
+            if kind in ("poison", "redelivered"):  # a test event or an ObjectRemoved is expected traffic
+                warn(f"queue message {message.message_id} dropped: {message.dropped}")
+            delete_now.append(message.receipt_handle)
+            continue
+        groups = {_group_of(obj.key) for obj in message.objects}
+        if groups & plan.deferred:
+            release_now.append(message.receipt_handle)  # its day waits for the run cap: back next tick
+        elif requested := [g for g in groups if g in plan.run_keys]:
+            for group in requested:
+                entry = pending.setdefault(group, {"k": plan.run_keys[group], "g": group, "h": []})
+                entry["h"].append(message.receipt_handle)
+        else:
+            # Already requested by a committed tick, gone from raw/ (moved by the gate), or a day without a
+            # partition (a future day is picked up by the window listing once it begins).
+            delete_now.append(message.receipt_handle)
+    deleted_now = queue.delete(delete_now)
+    queue.release(release_now)
+    plan.cursor.pending = sorted(pending.values(), key=lambda e: e["g"])
+    plan.summary["queue"] = {
+        "messages": len(messages),
+        "dropped": dict(sorted(dropped.items())),
+        "deleted_without_run": deleted_now,
+        "deleted_after_run_recorded": deleted_after_run,
+        "released": len(release_now) + len(lost),
+        "awaiting_run": sum(len(e["h"]) for e in pending.values()),
+    }
+    plan.cursor.last = plan.summary
+    return plan
 
 
 def build_gate_job() -> "UnresolvedAssetJobDefinition":
@@ -289,25 +435,47 @@ def build_raw_sensor(
     unroutable_job: "UnresolvedAssetJobDefinition",
     *,
     settings: RawSensorSettings | None = None,
+    queue: QueueSettings | None = None,
     clock: Clock | None = None,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
 ) -> dg.SensorDefinition:
-    """The raw/ sensor over whichever lake the ``lake`` resource points at (folder or S3)."""
-    settings = settings or RawSensorSettings.from_env()
+    """The raw/ sensor over whichever lake the ``lake`` resource points at (folder or S3).
+
+    ``queue`` set: notifications + listing (the queue every tick, the listing as the safety net).
+    """
+    settings = settings or RawSensorSettings.from_env(notifications=queue is not None)
     now = clock or (lambda: datetime.now(UTC))
     unroutable_job_name = unroutable_job.name
+    listing = (
+        f"lists the last {settings.lookback_days} days "
+        + (f"every {settings.listing_minutes:g} minutes" if settings.listing_minutes > 0 else "each tick")
+        + f" and all of raw/ every {settings.reconcile_minutes:g} minutes"
+    )
+    how = f"reads the S3 notifications queue each tick and {listing} as a safety net" if queue else listing
 
     @dg.sensor(
         name=RAW_SENSOR_NAME,
         jobs=[gate_job, unroutable_job],
         minimum_interval_seconds=settings.minimum_interval_seconds,
         default_status=default_status,
-        description=f"Turns new objects in raw/ into one gate run per (dataset, day); lists the last "
-        f"{settings.lookback_days} days each tick and all of raw/ every {settings.reconcile_minutes:g} minutes; "
+        description=f"Turns new objects in raw/ into one gate run per (dataset, day); {how}; "
         f"at most {settings.max_runs_per_tick} runs per tick.",
     )
     def raw_files_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
-        plan = plan_tick(lake.store(), RawCursor.load(context.cursor), now(), settings, unroutable_job_name)
+        cursor = RawCursor.load(context.cursor)
+        if queue is None:
+            plan = plan_tick(lake.store(), cursor, now(), settings, unroutable_job_name)
+        else:
+            plan = plan_queue_tick(
+                RawQueue(queue),
+                context.instance,
+                lake.store(),
+                cursor,
+                now(),
+                settings,
+                unroutable_job_name,
+                warn=context.log.warning,
+            )
         context.log.info("raw/ tick: %s", json.dumps(plan.summary))
         if not plan.run_requests:
             return dg.SensorResult(
