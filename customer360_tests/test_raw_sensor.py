@@ -176,3 +176,19 @@ def test_dagster_yaml_limits_gate_runs_to_one_per_dataset_and_day(tmp_path: Path
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
     finally:
         instance.dispose()
+
+
+def test_an_identical_resend_after_the_gate_moved_the_first_copy_gets_a_run_of_its_own(ticker: Ticker,
+                                                                                      lake: LakeStore) -> None:
+    ticker.tick()  # the first tick's full scan of an empty raw/
+    key = f"raw/customers/{TODAY}/crm.csv"
+    lake.put_bytes(key, b"same bytes\n")
+    [first], _ = ticker.tick()
+    lake.delete(key)  # the gate moved it
+    ticker.tick()
+    time.sleep(0.01)  # a later upload: S3 and the file system keep the modification time in milliseconds
+    lake.put_bytes(key, b"same bytes\n")
+    [again], _ = ticker.tick()
+    # Same key, ETag and size: only the modification time tells the resend apart. With the first run's
+    # run key Dagster would skip it as already run, and the file would wait in raw/ forever.
+    assert again.run_key != first.run_key
