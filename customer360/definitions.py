@@ -17,9 +17,11 @@ from customer360.assets.staging import build_staging_asset
 from customer360.assets.unroutable import UNROUTABLE_KEY, unroutable_raw_files
 from customer360.assets.warehouse import build_warehouse_asset
 from customer360.automation import build_automation_sensor, with_automation, with_backfill_policy
+from customer360.checks.deliveries import delivery_checks
 from customer360.contracts import DATASETS
 from customer360.lake.resource import LakeResource, lake_resource_from_env
 from customer360.sensors.alerts import build_alert_sensor
+from customer360.sensors.deliveries import build_delivery_sensor
 from customer360.sensors.notifications import QueueSettings
 from customer360.sensors.raw_sensor import build_gate_job, build_raw_sensor
 from customer360.warehouse.resource import WarehouseResource, warehouse_resource_from_env
@@ -57,12 +59,15 @@ gate_job = build_gate_job()
 def build_definitions(lake: LakeResource, warehouse: WarehouseResource) -> dg.Definitions:
     return dg.Definitions(
         assets=build_assets(),
+        # Expected deliveries per day on archive/<dataset>, for datasets whose contract declares them.
+        asset_checks=delivery_checks(list(DATASETS.values())),
         jobs=[pipeline_job, unroutable_job, gate_job],
         sensors=[
             # CUSTOMER360_RAW_DISCOVERY=notifications adds the S3 notifications queue to the listing.
             build_raw_sensor(gate_job, unroutable_job, queue=QueueSettings.from_env()),
             build_automation_sensor(),
             build_alert_sensor(),
+            build_delivery_sensor(),
         ],
         resources={"lake": lake, "warehouse": warehouse},
         # One process per run, steps in it one after another: a day's steps form a chain anyway, and a

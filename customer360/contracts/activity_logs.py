@@ -7,7 +7,7 @@ An event may be delivered in more than one file (at-least-once upstream); stagin
 from datetime import timedelta
 from decimal import Decimal
 
-from customer360.contracts.model import Dataset, Field, Kind, RowRule, StagingJoin
+from customer360.contracts.model import Dataset, ExpectedDelivery, Field, Kind, RowRule, StagingJoin
 
 ACTIVITY_LOGS = Dataset(
     name="activity_logs",
@@ -19,6 +19,8 @@ ACTIVITY_LOGS = Dataset(
     order_by=("_source_file", "_source_line"),
     freshness_column="event_ts",
     max_staleness=timedelta(days=1),
+    # 24 hourly files, all in by 03:00 UTC the next day; a file's hour is in its name or its events' event_ts.
+    delivery=ExpectedDelivery(files=24, due_after_day=timedelta(hours=3), hourly=True, hour_field="event_ts"),
     staging_joins=(StagingJoin("customers", on=("customer_id",), columns=(("plan_id", "plan_id"),)),),
     fields=(
         Field("event_id", Kind.TEXT, required=True),

@@ -8,7 +8,7 @@ files in both layouts are accepted and mix freely (schema evolution by addition)
 from datetime import timedelta
 from decimal import Decimal
 
-from customer360.contracts.model import Dataset, Field, Kind, StagingJoin
+from customer360.contracts.model import Dataset, ExpectedDelivery, Field, Kind, StagingJoin
 
 _YES_NO = {"kind": Kind.FLAG, "true_value": "Yes", "false_value": "No"}
 _INTERNET_ADDON = {"kind": Kind.STATE, "states": ("Yes", "No", "No internet service")}
@@ -25,6 +25,7 @@ CUSTOMERS = Dataset(
     snapshot=True,
     freshness_column="updated_at",
     max_staleness=timedelta(days=3),
+    delivery=ExpectedDelivery(files=1, due_after_day=timedelta(hours=6)),  # the CRM extract, by 06:00 UTC
     staging_joins=(
         StagingJoin(
             "plans", on=("plan_id",), columns=(("plan_name", "plan_name"), ("monthly_fee", "plan_monthly_fee"))

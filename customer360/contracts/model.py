@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -122,6 +122,29 @@ class StagingJoin:
 
 
 @dataclass(frozen=True)
+class ExpectedDelivery:
+    """What a normal day of files looks like, so a missing or thin day is noticed (``checks/deliveries.py``).
+
+    A dataset without one (``Dataset.delivery = None``) delivers only on change and is never judged.
+    """
+
+    files: int  # accepted files a complete day has
+    due_after_day: timedelta  # every file of day D is due by the end of D (00:00 UTC of D+1) plus this
+    hourly: bool = False  # one file per UTC hour: a late day names its missing hours
+    # The records' timestamp field whose hour says which hour a file holds, when its name does not say it.
+    hour_field: str | None = None
+    # A regular expression with a group named ``hour`` that finds a file's hour in its name; when None, the
+    # tolerant built-in reading applies (see ``customer360.checks.deliveries.hour_from_name``).
+    hour_pattern: str | None = None
+    baseline_days: int = 14  # the trailing window a day's volume is compared with ...
+    same_weekday: bool = True  # ... on the same weekday only (with 14 days: the two previous ones)
+    suspicious_below: float = 0.5  # a day under this share of the baseline median (files or rows) is suspicious
+
+    def due_at(self, day: date) -> datetime:
+        return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC) + self.due_after_day
+
+
+@dataclass(frozen=True)
 class Dataset:
     """A dataset's contract: its raw fields and rules, and how each zone names and keys it."""
 
@@ -142,6 +165,8 @@ class Dataset:
     # may be at most this old at the end of the partition's day.
     freshness_column: str | None = None
     max_staleness: timedelta = timedelta(days=2)
+    # What a normal day of deliveries looks like; None = files come only on change (no expectation).
+    delivery: ExpectedDelivery | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -16,6 +16,7 @@ PLANS = Dataset(
     snapshot=True,
     # The catalog changes a few times a year; a snapshot weeks old is normal.
     max_staleness=timedelta(days=120),
+    delivery=None,  # only on change: no day is expected to bring a file
     fields=(
         Field("plan_id", Kind.TEXT, required=True, unique_in_file=True),
         Field("plan_name", Kind.TEXT, required=True),

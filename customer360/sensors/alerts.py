@@ -86,10 +86,19 @@ class Rejection:
         }
 
 
+class Alert(Protocol):
+    """What a destination sends: a rejected file, or a day's deliveries (``customer360.sensors.deliveries``)."""
+
+    @property
+    def text(self) -> str: ...
+
+    def payload(self) -> dict[str, object]: ...
+
+
 class AlertDestination(Protocol):
     name: str
 
-    def send(self, rejection: Rejection) -> None:
+    def send(self, alert: Alert) -> None:
         """Deliver one alert; raise when it was not delivered."""
         ...
 
@@ -104,9 +113,9 @@ class SlackDestination:
             self.client.base_url = api_url
         self.channel = channel
 
-    def send(self, rejection: Rejection) -> None:
+    def send(self, alert: Alert) -> None:
         # slack_sdk raises SlackApiError on a response with ok=false.
-        self.client.chat_postMessage(channel=self.channel, text=rejection.text)
+        self.client.chat_postMessage(channel=self.channel, text=alert.text)
 
 
 class WebhookDestination:
@@ -115,10 +124,10 @@ class WebhookDestination:
     def __init__(self, url: str) -> None:
         self.url = url
 
-    def send(self, rejection: Rejection) -> None:
+    def send(self, alert: Alert) -> None:
         request = urllib.request.Request(
             self.url,
-            data=json.dumps(rejection.payload()).encode(),
+            data=json.dumps(alert.payload()).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
         )
@@ -133,8 +142,8 @@ class LogDestination:
     def __init__(self, warn: Callable[[str], object]) -> None:
         self.warn = warn
 
-    def send(self, rejection: Rejection) -> None:
-        self.warn(rejection.text)
+    def send(self, alert: Alert) -> None:
+        self.warn(alert.text)
 
 
 def destination_from_env(warn: Callable[[str], object]) -> AlertDestination:
