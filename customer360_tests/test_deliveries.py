@@ -28,7 +28,8 @@ from customer360.lake.store import LakeStore
 from customer360.sensors.deliveries import build_delivery_sensor, marker_key
 from customer360_tests.corpus import customer_row, customers_csv, plans_csv
 from customer360_tests.pipeline_harness import Pipeline, make_pipeline
-from customer360_tests.test_alerts import Webhook, webhook  # noqa: F401 - the webhook fixture
+from customer360_tests.test_alerts import Webhook
+from customer360_tests.test_alerts import webhook as alerts_webhook  # noqa: F401 - registers the `webhook` fixture
 
 DAY = date(2024, 1, 10)  # a Wednesday
 ACTIVITY_HEADER = ",".join(DATASETS["activity_logs"].source_names)
@@ -159,7 +160,7 @@ def test_a_file_hour_is_read_from_its_records_when_the_name_does_not_say(lake: L
 def test_hour_13_missing_goes_late_alerts_once_and_the_late_file_completes_the_day(
     pipeline: Pipeline,
     webhook: Webhook,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CUSTOMER360_START_DATE", DAY.isoformat())  # no earlier day to judge
     for hour in range(24):
@@ -208,7 +209,7 @@ def test_hour_13_missing_goes_late_alerts_once_and_the_late_file_completes_the_d
 def test_a_day_with_30_percent_of_the_usual_rows_is_suspicious(
     pipeline: Pipeline,
     webhook: Webhook,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CUSTOMER360_START_DATE", (DAY - timedelta(days=14)).isoformat())
     for weeks_back in (1, 2):  # the same weekday of the two previous weeks: 100 rows each
@@ -239,7 +240,7 @@ def test_a_day_with_30_percent_of_the_usual_rows_is_suspicious(
 def test_a_day_without_any_file_goes_late_and_plans_never_alert(
     pipeline: Pipeline,
     webhook: Webhook,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CUSTOMER360_START_DATE", DAY.isoformat())
     # Plans deliver only on change: a file some day, none on others, never judged.
