@@ -29,7 +29,7 @@ from customer360.sensors.deliveries import build_delivery_sensor, marker_key
 from customer360_tests.corpus import customer_row, customers_csv, plans_csv
 from customer360_tests.pipeline_harness import Pipeline, make_pipeline
 from customer360_tests.test_alerts import Webhook
-from customer360_tests.test_alerts import webhook as alerts_webhook  # noqa: F401 - registers the `webhook` fixture
+from customer360_tests.test_alerts import webhook as alerts_webhook  # noqa: F401 - the fixture, by this name
 
 DAY = date(2024, 1, 10)  # a Wednesday
 ACTIVITY_HEADER = ",".join(DATASETS["activity_logs"].source_names)
@@ -159,7 +159,7 @@ def test_a_file_hour_is_read_from_its_records_when_the_name_does_not_say(lake: L
 
 def test_hour_13_missing_goes_late_alerts_once_and_the_late_file_completes_the_day(
     pipeline: Pipeline,
-    webhook: Webhook,
+    alerts_webhook: Webhook,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CUSTOMER360_START_DATE", DAY.isoformat())  # no earlier day to judge
@@ -175,7 +175,7 @@ def test_hour_13_missing_goes_late_alerts_once_and_the_late_file_completes_the_d
 
     sensor = Sensor(pipeline, datetime.combine(DAY + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=4))
     sensor.tick()
-    [alert] = webhook.received
+    [alert] = alerts_webhook.received
     assert (alert["event"], alert["dataset"], alert["day"], alert["missing_hours"]) == (
         "customer360.delivery_late",
         "activity_logs",
@@ -185,7 +185,7 @@ def test_hour_13_missing_goes_late_alerts_once_and_the_late_file_completes_the_d
     shown = latest(pipeline, "activity_logs", DAY)
     assert shown is not None and not shown.passed and shown.metadata["missing_hours"].value == [13]
     sensor.tick()
-    assert len(webhook.received) == 1  # once per (dataset, day, state)
+    assert len(alerts_webhook.received) == 1  # once per (dataset, day, state)
 
     # The missing hour arrives late, named without an hour: its records say 13. The run completes the day.
     key, data = activity_file(DAY, 13, style=4, n=99)
@@ -196,19 +196,19 @@ def test_hour_13_missing_goes_late_alerts_once_and_the_late_file_completes_the_d
     sensor.tick()
     shown = latest(pipeline, "activity_logs", DAY)
     assert shown is not None and shown.passed and shown.metadata["state"].value == "complete"
-    assert [m["event"] for m in webhook.received] == ["customer360.delivery_late", "customer360.delivery_complete"]
+    assert [m["event"] for m in alerts_webhook.received] == ["customer360.delivery_late", "customer360.delivery_complete"]
     sensor.tick()
-    assert len(webhook.received) == 2
+    assert len(alerts_webhook.received) == 2
     # A sensor that lost its cursor (redeployed) judges again but sends nothing twice.
     sensor.cursor = None
     sensor.tick()
-    assert len(webhook.received) == 2
+    assert len(alerts_webhook.received) == 2
     assert pipeline.store.head(marker_key("activity_logs", DAY, "late")) is not None
 
 
 def test_a_day_with_30_percent_of_the_usual_rows_is_suspicious(
     pipeline: Pipeline,
-    webhook: Webhook,
+    alerts_webhook: Webhook,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CUSTOMER360_START_DATE", (DAY - timedelta(days=14)).isoformat())
@@ -227,7 +227,7 @@ def test_a_day_with_30_percent_of_the_usual_rows_is_suspicious(
     sensor = Sensor(pipeline, datetime.combine(DAY + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=7))
     sensor.tick()
     sensor.tick()
-    suspicious = [m for m in webhook.received if (m["dataset"], m["day"]) == ("customers", DAY.isoformat())]
+    suspicious = [m for m in alerts_webhook.received if (m["dataset"], m["day"]) == ("customers", DAY.isoformat())]
     assert [(m["event"], m["rows"]) for m in suspicious] == [("customer360.delivery_suspicious", 30)]
 
     # The rest of the day's customers arrive in a second file: the day is normal again.
@@ -239,7 +239,7 @@ def test_a_day_with_30_percent_of_the_usual_rows_is_suspicious(
 
 def test_a_day_without_any_file_goes_late_and_plans_never_alert(
     pipeline: Pipeline,
-    webhook: Webhook,
+    alerts_webhook: Webhook,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CUSTOMER360_START_DATE", DAY.isoformat())
@@ -252,7 +252,7 @@ def test_a_day_without_any_file_goes_late_and_plans_never_alert(
     # 05:00 the next day: activity (due 03:00) is late with all 24 hours missing; customers (06:00) not yet due.
     sensor = Sensor(pipeline, datetime.combine(DAY + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=5))
     sensor.tick()
-    assert [(m["dataset"], m["event"]) for m in webhook.received] == [("activity_logs", "customer360.delivery_late")]
+    assert [(m["dataset"], m["event"]) for m in alerts_webhook.received] == [("activity_logs", "customer360.delivery_late")]
     # No run judged that day: the sensor recorded the result, which the UI shows for the partition.
     shown = latest(pipeline, "activity_logs", DAY)
     assert shown is not None and not shown.passed and shown.metadata["missing_hours"].value == list(range(24))
@@ -260,11 +260,11 @@ def test_a_day_without_any_file_goes_late_and_plans_never_alert(
 
     sensor.now += timedelta(hours=2)  # 07:00: customers fell due with nothing either
     sensor.tick()
-    assert [(m["dataset"], m["event"]) for m in webhook.received] == [
+    assert [(m["dataset"], m["event"]) for m in alerts_webhook.received] == [
         ("activity_logs", "customer360.delivery_late"),
         ("customers", "customer360.delivery_late"),
     ]
     sensor.now += timedelta(days=1)
     sensor.tick()
-    assert all(m["dataset"] != "plans" for m in webhook.received)
-    assert {m["day"] for m in webhook.received[2:]} == {(DAY + timedelta(days=1)).isoformat()}
+    assert all(m["dataset"] != "plans" for m in alerts_webhook.received)
+    assert {m["day"] for m in alerts_webhook.received[2:]} == {(DAY + timedelta(days=1)).isoformat()}
