@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -29,7 +30,6 @@ from customer360.sensors.deliveries import build_delivery_sensor, marker_key
 from customer360_tests.corpus import customer_row, customers_csv, plans_csv
 from customer360_tests.pipeline_harness import Pipeline, make_pipeline
 from customer360_tests.test_alerts import Webhook
-from customer360_tests.test_alerts import webhook as alerts_webhook  # noqa: F401 - the fixture, by this name
 
 DAY = date(2024, 1, 10)  # a Wednesday
 ACTIVITY_HEADER = ",".join(DATASETS["activity_logs"].source_names)
@@ -74,6 +74,20 @@ def activity_file(day: date, hour: int, rows: int = 5, *, style: int | None = No
     if name.endswith(".gz"):
         data = gzip.compress(data)
     return f"raw/activity_logs/{day.isoformat()}/{name}", data
+
+
+@pytest.fixture
+def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[Webhook]:
+    """The alert tests' webhook receiver on 127.0.0.1, configured as the alert destination."""
+    receiver = Webhook()
+    receiver.thread.start()
+    monkeypatch.delenv("SLACK_TOKEN", raising=False)
+    monkeypatch.setenv("CUSTOMER360_ALERT_WEBHOOK_URL", receiver.url)
+    try:
+        yield receiver
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()
 
 
 @pytest.fixture
@@ -159,7 +173,7 @@ def test_a_file_hour_is_read_from_its_records_when_the_name_does_not_say(lake: L
 
 def test_hour_13_missing_goes_late_alerts_once_and_the_late_file_completes_the_day(
     pipeline: Pipeline,
-    alerts_webhook: Webhook,
+    hook: Webhook,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CUSTOMER360_START_DATE", DAY.isoformat())  # no earlier day to judge
@@ -175,7 +189,7 @@ def test_hour_13_missing_goes_late_alerts_once_and_the_late_file_completes_the_d
 
     sensor = Sensor(pipeline, datetime.combine(DAY + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=4))
     sensor.tick()
-    [alert] = alerts_webhook.received
+    [alert] = hook.received
     assert (alert["event"], alert["dataset"], alert["day"], alert["missing_hours"]) == (
         "customer360.delivery_late",
         "activity_logs",
@@ -185,7 +199,7 @@ def test_hour_13_missing_goes_late_alerts_once_and_the_late_file_completes_the_d
     shown = latest(pipeline, "activity_logs", DAY)
     assert shown is not None and not shown.passed and shown.metadata["missing_hours"].value == [13]
     sensor.tick()
-    assert len(alerts_webhook.received) == 1  # once per (dataset, day, state)
+    assert len(hook.received) == 1  # once per (dataset, day, state)
 
     # The missing hour arrives late, named without an hour: its records say 13. The run completes the day.
     key, data = activity_file(DAY, 13, style=4, n=99)
@@ -196,19 +210,19 @@ def test_hour_13_missing_goes_late_alerts_once_and_the_late_file_completes_the_d
     sensor.tick()
     shown = latest(pipeline, "activity_logs", DAY)
     assert shown is not None and shown.passed and shown.metadata["state"].value == "complete"
-    assert [m["event"] for m in alerts_webhook.received] == ["customer360.delivery_late", "customer360.delivery_complete"]
+    assert [m["event"] for m in hook.received] == ["customer360.delivery_late", "customer360.delivery_complete"]
     sensor.tick()
-    assert len(alerts_webhook.received) == 2
+    assert len(hook.received) == 2
     # A sensor that lost its cursor (redeployed) judges again but sends nothing twice.
     sensor.cursor = None
     sensor.tick()
-    assert len(alerts_webhook.received) == 2
+    assert len(hook.received) == 2
     assert pipeline.store.head(marker_key("activity_logs", DAY, "late")) is not None
 
 
 def test_a_day_with_30_percent_of_the_usual_rows_is_suspicious(
     pipeline: Pipeline,
-    alerts_webhook: Webhook,
+    hook: Webhook,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CUSTOMER360_START_DATE", (DAY - timedelta(days=14)).isoformat())
@@ -227,7 +241,7 @@ def test_a_day_with_30_percent_of_the_usual_rows_is_suspicious(
     sensor = Sensor(pipeline, datetime.combine(DAY + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=7))
     sensor.tick()
     sensor.tick()
-    suspicious = [m for m in alerts_webhook.received if (m["dataset"], m["day"]) == ("customers", DAY.isoformat())]
+    suspicious = [m for m in hook.received if (m["dataset"], m["day"]) == ("customers", DAY.isoformat())]
     assert [(m["event"], m["rows"]) for m in suspicious] == [("customer360.delivery_suspicious", 30)]
 
     # The rest of the day's customers arrive in a second file: the day is normal again.
@@ -239,7 +253,7 @@ def test_a_day_with_30_percent_of_the_usual_rows_is_suspicious(
 
 def test_a_day_without_any_file_goes_late_and_plans_never_alert(
     pipeline: Pipeline,
-    alerts_webhook: Webhook,
+    hook: Webhook,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CUSTOMER360_START_DATE", DAY.isoformat())
@@ -252,7 +266,7 @@ def test_a_day_without_any_file_goes_late_and_plans_never_alert(
     # 05:00 the next day: activity (due 03:00) is late with all 24 hours missing; customers (06:00) not yet due.
     sensor = Sensor(pipeline, datetime.combine(DAY + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=5))
     sensor.tick()
-    assert [(m["dataset"], m["event"]) for m in alerts_webhook.received] == [("activity_logs", "customer360.delivery_late")]
+    assert [(m["dataset"], m["event"]) for m in hook.received] == [("activity_logs", "customer360.delivery_late")]
     # No run judged that day: the sensor recorded the result, which the UI shows for the partition.
     shown = latest(pipeline, "activity_logs", DAY)
     assert shown is not None and not shown.passed and shown.metadata["missing_hours"].value == list(range(24))
@@ -260,11 +274,11 @@ def test_a_day_without_any_file_goes_late_and_plans_never_alert(
 
     sensor.now += timedelta(hours=2)  # 07:00: customers fell due with nothing either
     sensor.tick()
-    assert [(m["dataset"], m["event"]) for m in alerts_webhook.received] == [
+    assert [(m["dataset"], m["event"]) for m in hook.received] == [
         ("activity_logs", "customer360.delivery_late"),
         ("customers", "customer360.delivery_late"),
     ]
     sensor.now += timedelta(days=1)
     sensor.tick()
-    assert all(m["dataset"] != "plans" for m in alerts_webhook.received)
-    assert {m["day"] for m in alerts_webhook.received[2:]} == {(DAY + timedelta(days=1)).isoformat()}
+    assert all(m["dataset"] != "plans" for m in hook.received)
+    assert {m["day"] for m in hook.received[2:]} == {(DAY + timedelta(days=1)).isoformat()}
