@@ -80,7 +80,7 @@ FROM (
          THEN TRY_CAST(trim(event_ts) AS TIMESTAMPTZ) END AS ts,
     TRY_CAST(nullif(trim(duration_sec), '') AS BIGINT) AS dur,
     TRY_CAST(nullif(trim(data_mb), '') AS DECIMAL(14, 3)) AS mb,
-    TRY_CAST(nullif(trim(charge_amount), '') AS DECIMAL(12, 2)) AS charge
+    TRY_CAST(nullif(trim(charge_amount), '') AS DECIMAL(14, 4)) AS charge
   FROM read_csv('{source}', header = true, all_varchar = true, compression = 'auto')
 );
 COPY (SELECT * FROM typed WHERE reason IS NOT NULL) TO '{out}/bad.parquet' (FORMAT parquet, COMPRESSION zstd);

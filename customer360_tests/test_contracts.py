@@ -177,3 +177,39 @@ def test_validation_runs_batch_by_batch_and_traces_failures_to_source_lines(tmp_
         ("archive/x/2024-01-01/f.csv", 4, "weekly"),
         ("archive/x/2024-01-01/f.csv", 9, "weekly"),
     ]
+
+
+# The landing contract's decimal places per field (../shared/contracts/raw-landing.md, "decimal, N places"):
+# every DECIMAL field of every contract must be listed here, with exactly these places.
+LANDING_DECIMAL_PLACES = {
+    ("customers", "MonthlyCharges"): 2,
+    ("customers", "TotalCharges"): 2,
+    ("plans", "monthly_fee"): 2,
+    ("plans", "data_allowance_gb"): 3,
+    ("activity_logs", "data_mb"): 3,
+    ("activity_logs", "charge_amount"): 4,
+}
+
+
+def test_decimal_places_are_the_landing_contracts() -> None:
+    declared = {
+        (dataset.name, f.source_name): f.scale
+        for dataset in DATASETS.values()
+        for f in dataset.fields
+        if f.kind is Kind.DECIMAL
+    }
+    assert declared == LANDING_DECIMAL_PLACES
+    for (name, source), places in LANDING_DECIMAL_PLACES.items():
+        field = DATASETS[name].field(source)
+        assert field.arrow_type.scale == places and clean_schema(DATASETS[name]).field(field.name).type.scale == places
+        row = valid_row(DATASETS[name])
+
+        def evaluated(value: str, row: dict[str, str] = row, name: str = name, source: str = source):  # type: ignore[no-untyped-def]
+            batch = pa.RecordBatch.from_pydict(
+                {k: pa.array([v], pa.string()) for k, v in {**row, source: value}.items()}
+            )
+            return ContractEvaluator(DATASETS[name], list(row), "f.csv", DAY).evaluate(batch, 2)
+
+        exact = "0." + "1" * places
+        assert evaluated(exact).clean.column(field.name).to_pylist() == [Decimal(exact)], "the stated places type"
+        assert evaluated(exact + "1").quarantine.column("rule").to_pylist() == ["type"], "one more place is refused"

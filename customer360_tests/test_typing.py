@@ -251,7 +251,7 @@ HOSTILE_KINDS = {  # field index -> bad value, each breaking exactly one rule
 
 def test_a_hostile_file_is_rejected_with_every_bad_row_counted_per_rule(lake: LakeStore) -> None:
     """40% bad rows in eight ways: the gate counts every one of them, by rule, not only the first ones."""
-    good = ["", "7590-VHVEG", "2024-01-01T10:00:00+02:00", "voice", "out", "60", "", "C-1", "false", "0.25"]
+    good = ["", "7590-VHVEG", "2024-01-01T10:00:00+02:00", "voice", "out", "60", "", "C-1", "false", "0.0125"]
     lines, expected = [",".join(DATASETS["activity_logs"].source_names)], {}
     kinds = list(HOSTILE_KINDS.items())
     for i in range(2000):

@@ -62,7 +62,7 @@ from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import LakeStore
 from customer360.warehouse.base import SchemaEvolutionError, Warehouse, WarehouseLoadError
 from customer360.warehouse.duckdb_backend import DuckDBWarehouse
-from customer360.warehouse.mart import MART_SQL, build_customer_360, mart_checks
+from customer360.warehouse.mart import MART_SCHEMA, MART_SQL, MART_TABLE, build_customer_360, mart_checks
 from customer360.warehouse.resource import WarehouseResource, warehouse_resource_from_env
 from customer360.warehouse.snowflake_backend import SnowflakeWarehouse
 
@@ -125,10 +125,17 @@ ACTIVITY = pa.schema(
         pa.field("data_mb", pa.decimal128(14, 3)),
         pa.field("cell_id", pa.string()),
         pa.field("roaming", pa.bool_()),
-        pa.field("charge_amount", pa.decimal128(12, 2)),
+        pa.field("charge_amount", pa.decimal128(14, 4)),  # activity_logs 1.1.0: 4 places
         pa.field("plan_id", pa.string()),
         *LINEAGE,
     ]
+)
+# The activity table as activity_logs 1.0.0 created it (charges with 2 places), for the widening scenario.
+ACTIVITY_2_PLACES = ACTIVITY.set(
+    ACTIVITY.get_field_index("charge_amount"), pa.field("charge_amount", pa.decimal128(12, 2))
+)
+MART_2_PLACES = MART_SCHEMA.set(
+    MART_SCHEMA.get_field_index("charges_30d"), pa.field("charges_30d", pa.decimal128(18, 2), nullable=False)
 )
 
 DAY = date(2024, 3, 31)
@@ -330,7 +337,7 @@ def check_mart(warehouse: Warehouse, lake: LakeStore, tmp_path: Path) -> None:
     events = [
         event("e0", "c1", at(1), "voice", duration_sec=600, charge="5.00"),  # day 31 before: outside
         event("e1", "c1", at(2), "voice", duration_sec=120, roaming=True, charge="1.00"),  # first day in
-        event("e2", "c1", at(15, 8), "sms", charge="0.10"),
+        event("e2", "c1", at(15, 8), "sms", charge="0.1025"),  # sub-cent: 4 places kept to the mart
         event("e3", "c1", at(15, 9, 30), "data", data_mb="250.500", charge="2.50"),
         event("e4", "c2", at(15, 10), "voice", duration_sec=90, charge="0.75"),
         event("e5", "c2", at(31, 23, 59, 59), "data", data_mb="100.250", roaming=True, charge="3.00"),
@@ -345,9 +352,9 @@ def check_mart(warehouse: Warehouse, lake: LakeStore, tmp_path: Path) -> None:
     columns = ["customer_id", "churn", "tenure", "plan_name", "plan_monthly_fee", *usage]
     columns += ["roaming_share_30d", "last_activity_ts"]
     mart = {row[0]: row[1:] for row in warehouse.query(f"SELECT {', '.join(columns)} FROM customer_360")}
-    c1_usage = (Decimal("2.00"), 1, Decimal("250.500"), Decimal("3.60"), 3)  # e1 (window's first day), e2, e3
+    c1_usage = (Decimal("2.00"), 1, Decimal("250.500"), Decimal("3.6025"), 3)  # e1 (window's first day), e2, e3
     c2_usage = (Decimal("1.50"), 0, Decimal("100.250"), Decimal("3.75"), 2)  # e4, e5 (mart day, 23:59:59)
-    no_usage = (Decimal("0.00"), 0, Decimal("0.000"), Decimal("0.00"), 0)
+    no_usage = (Decimal("0.00"), 0, Decimal("0.000"), Decimal("0.0000"), 0)
     assert mart == {
         "c1": (False, 12, "Unlimited", Decimal("30.00"), *c1_usage, pytest.approx(1 / 3), at(15, 9, 30, tz=None)),
         "c2": (True, 40, "Unlimited", Decimal("30.00"), *c2_usage, 0.5, at(31, 23, 59, 59, tz=None)),
@@ -367,15 +374,43 @@ def check_mart(warehouse: Warehouse, lake: LakeStore, tmp_path: Path) -> None:
 
     checks = mart_checks(warehouse, DAY)
     assert checks["duplicate_customers"] == 0
-    assert checks["mart_charges"] == checks["activity_charges"] == Decimal("7.35")
+    assert checks["mart_charges"] == checks["activity_charges"] == Decimal("7.3525")
     assert checks["charges_reconciled"] and checks["passed"]
 
     # Activity of a customer missing from the snapshot cannot reach the mart: the check says so.
     load("activity_logs", "activity", ACTIVITY, date(2024, 3, 20), [event("e9", "c9", at(20), "sms", charge="4.00")])
     build_customer_360(warehouse, DAY)
     checks = mart_checks(warehouse, DAY)
-    assert (checks["activity_charges"], checks["unmatched_activity_charges"]) == (Decimal("11.35"), Decimal("4.00"))
+    assert (checks["activity_charges"], checks["unmatched_activity_charges"]) == (Decimal("11.3525"), Decimal("4.00"))
     assert not checks["charges_reconciled"] and not checks["passed"]
+
+
+def check_decimal_widening(warehouse: Warehouse, lake: LakeStore, tmp_path: Path) -> None:
+    """A warehouse built under activity_logs 1.0.0 (charges with 2 places) takes the 4-place charges of
+    1.1.0: the column is widened in place, old rows keep their exact value, nothing is ever rounded."""
+    old_day = DAY - timedelta(days=1)
+    at_old, at_new = datetime(2024, 3, 30, 12, tzinfo=UTC), datetime(2024, 3, 31, 12, tzinfo=UTC)
+    old = write_staging(
+        lake, tmp_path, "activity_logs", old_day, ACTIVITY_2_PLACES, [event("e1", "c1", at_old, "sms", charge="1.25")]
+    )
+    warehouse.replace_partition("activity", ACTIVITY_2_PLACES, old_day, old)
+    assert warehouse.ensure_table(MART_TABLE, MART_2_PLACES) == []
+
+    new = write_staging(
+        lake, tmp_path, "activity_logs", DAY, ACTIVITY, [event("e2", "c1", at_new, "data", charge="0.0125")]
+    )
+    assert warehouse.replace_partition("activity", ACTIVITY, DAY, new).added_columns == ["charge_amount"]
+    assert sorted(warehouse.query("SELECT event_id, charge_amount FROM activity")) == [
+        ("e1", Decimal("1.2500")),
+        ("e2", Decimal("0.0125")),
+    ]
+    assert warehouse.ensure_table("activity", ACTIVITY) == [], "a second run widens nothing"
+    assert warehouse.ensure_table(MART_TABLE, MART_SCHEMA) == ["charges_30d"]
+
+    # Back to 2 places would round 0.0125: refused, the table untouched.
+    with pytest.raises(SchemaEvolutionError, match="charge_amount"):
+        warehouse.ensure_table("activity", ACTIVITY_2_PLACES)
+    assert sorted(warehouse.query("SELECT charge_amount FROM activity")) == [(Decimal("0.0125"),), (Decimal("1.2500"),)]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -398,6 +433,10 @@ def test_duckdb_failed_load_keeps_previous_rows(duck: DuckDBWarehouse, lake: Lak
 
 def test_duckdb_schema_evolution(duck: DuckDBWarehouse, lake: LakeStore, tmp_path: Path) -> None:
     check_schema_evolution(duck, lake, tmp_path)
+
+
+def test_duckdb_widens_decimal_columns_exactly(duck: DuckDBWarehouse, lake: LakeStore, tmp_path: Path) -> None:
+    check_decimal_widening(duck, lake, tmp_path)
 
 
 def test_duckdb_customer_360_mart(duck: DuckDBWarehouse, lake: LakeStore, tmp_path: Path) -> None:
@@ -629,6 +668,39 @@ def test_snowflake_failed_copy_keeps_previous_rows(
 
 def test_snowflake_schema_evolution(snow: SnowflakeWarehouse, s3_lake: S3LakeStore, tmp_path: Path) -> None:
     check_schema_evolution(snow, s3_lake, tmp_path)
+
+
+def test_snowflake_widens_decimal_columns_exactly(
+    snow: SnowflakeWarehouse, s3_lake: S3LakeStore, tmp_path: Path
+) -> None:
+    check_decimal_widening(snow, s3_lake, tmp_path)
+
+
+def test_snowflake_completes_a_widening_cut_short(
+    snow: SnowflakeWarehouse, s3_lake: S3LakeStore, tmp_path: Path
+) -> None:
+    """Snowflake widens through a scratch column, one auto-committed DDL at a time; a run that died
+    after dropping the old column left every value in the scratch column: the next run finishes."""
+    old_day = DAY - timedelta(days=1)
+    at_old = datetime(2024, 3, 30, 12, tzinfo=UTC)
+    old = write_staging(
+        s3_lake,
+        tmp_path,
+        "activity_logs",
+        old_day,
+        ACTIVITY_2_PLACES,
+        [event("e1", "c1", at_old, "sms", charge="1.25")],
+    )
+    snow.replace_partition("activity", ACTIVITY_2_PLACES, old_day, old)
+    snow.execute_script(
+        "ALTER TABLE activity ADD COLUMN charge_amount__widening NUMBER(14,4);"
+        "UPDATE activity SET charge_amount__widening = charge_amount;"
+        "ALTER TABLE activity DROP COLUMN charge_amount"
+    )
+
+    assert snow.ensure_table("activity", ACTIVITY) == []
+    assert snow.query("SELECT event_id, charge_amount FROM activity") == [("e1", Decimal("1.2500"))]
+    assert "CHARGE_AMOUNT__WIDENING" not in str(snow.query("SELECT column_name FROM information_schema.columns"))
 
 
 def test_snowflake_customer_360_mart(snow: SnowflakeWarehouse, s3_lake: S3LakeStore, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from customer360.contracts.model import Dataset, ExpectedDelivery, Field, Kind, 
 
 ACTIVITY_LOGS = Dataset(
     name="activity_logs",
-    version="1.0.0",
+    version="1.1.0",
     description="Usage events: voice, sms and data, with their charge.",
     staging_name="activity",
     key=("event_id",),
@@ -32,7 +32,15 @@ ACTIVITY_LOGS = Dataset(
         Field("data_mb", Kind.DECIMAL, minimum=Decimal(0), precision=14, scale=3, description="data only"),
         Field("cell_id", Kind.TEXT),
         Field("roaming", Kind.FLAG, required=True, true_value="true", false_value="false"),
-        Field("charge_amount", Kind.DECIMAL, required=True, minimum=Decimal(0)),
+        Field(
+            "charge_amount",
+            Kind.DECIMAL,
+            required=True,
+            minimum=Decimal(0),
+            precision=14,
+            scale=4,
+            description="4 places: rating systems bill sub-cent amounts per second or per MB",
+        ),
     ),
     row_rules=(
         RowRule(

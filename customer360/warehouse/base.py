@@ -7,8 +7,10 @@ rows, and a corrected day replaces its rows. Both backends must behave the same 
 same way; the zone code and the Dagster assets only talk to this protocol.
 
 Tables are created and evolved from the Arrow schemas the datasets declare (no column lists here):
-a new nullable field becomes ``ADD COLUMN`` (old rows read NULL); anything that would rewrite existing
-rows (a new NOT NULL column) is refused rather than guessed.
+a new nullable field becomes ``ADD COLUMN`` (old rows read NULL); a decimal column declared with more
+places or more whole digits (a contract that now states 4 places where the table holds 2) is widened in
+place, every existing value kept exactly; anything else that would rewrite existing rows (a new NOT NULL
+column, a decimal narrowed) is refused rather than guessed.
 """
 
 from __future__ import annotations
@@ -150,6 +152,32 @@ def check_schema(schema: pa.Schema, *, partitioned: bool = False) -> None:
         raise ValueError(f"schema has no {PARTITION_COLUMN!r} column; partitions could not be replaced")
 
 
+def decimals_to_widen(table: str, schema: pa.Schema, existing: Mapping[str, tuple[int, int]]) -> list[pa.Field]:
+    """Decimal fields the table holds narrower than ``schema`` declares: (precision, scale) per column.
+
+    Widening keeps every existing value exactly (more places, at least as many whole digits); a change
+    that could not (fewer places or fewer whole digits) is refused, never rounded.
+    """
+    current = {name.lower(): size for name, size in existing.items()}
+    widen = []
+    for arrow_field in schema:
+        size = current.get(arrow_field.name.lower())
+        if size is None or not pa.types.is_decimal(arrow_field.type):
+            continue
+        precision, scale = size
+        wanted = arrow_field.type
+        if (precision, scale) == (wanted.precision, wanted.scale):
+            continue
+        if wanted.scale < scale or wanted.precision - wanted.scale < precision - scale:
+            raise SchemaEvolutionError(
+                f"{table}.{arrow_field.name} holds DECIMAL({precision},{scale}); the schema declares "
+                f"DECIMAL({wanted.precision},{wanted.scale}), which cannot hold every existing value. "
+                "Migrate the table explicitly (nothing is rounded)."
+            )
+        widen.append(arrow_field)
+    return widen
+
+
 def new_fields(schema: pa.Schema, existing_columns: Iterable[str]) -> list[pa.Field]:
     """The fields of ``schema`` the table lacks, refusing ones that cannot be added in place.
 
@@ -226,11 +254,15 @@ def create_or_evolve_table(
     *,
     table_columns: Callable[[], list[str]],
     execute: Callable[[str], object],
+    decimal_columns: Callable[[], Mapping[str, tuple[int, int]]],
+    widen: Callable[[pa.Field, str], object],
 ) -> list[str]:
-    """``Warehouse.ensure_table`` over a backend's own column lookup and statement execution.
+    """``Warehouse.ensure_table`` over a backend's own column lookups and statement execution.
 
     ``table_columns`` returns the existing table's columns (empty when there is no table); ``execute``
-    runs one DDL statement. Returns the columns added to an existing table.
+    runs one DDL statement; ``decimal_columns`` gives each decimal column's (precision, scale) and
+    ``widen(field, type)`` widens one (each engine has its own way). Returns the columns added to or
+    widened in an existing table.
     """
     check_identifier(table, "table")
     check_schema(schema)
@@ -239,10 +271,13 @@ def create_or_evolve_table(
         columns = ",\n    ".join(column_definition(f, sql_type(f.type, names)) for f in schema)
         execute(CREATE_TABLE_SQL.format(table=table, columns=columns))
         return []
+    widened = decimals_to_widen(table, schema, decimal_columns())
     added = new_fields(schema, existing)
+    for arrow_field in widened:
+        widen(arrow_field, sql_type(arrow_field.type, names))
     for arrow_field in added:
         execute(ADD_COLUMN_SQL.format(table=table, column=arrow_field.name, type=sql_type(arrow_field.type, names)))
-    return [f.name for f in added]
+    return [f.name for f in added] + [f.name for f in widened]
 
 
 def check_rows_in_partition(

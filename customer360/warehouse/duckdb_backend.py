@@ -46,7 +46,13 @@ TABLE_COLUMNS_SQL = (
     "SELECT column_name FROM information_schema.columns "
     "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position"
 )
+DECIMAL_COLUMNS_SQL = (
+    "SELECT column_name, numeric_precision, numeric_scale FROM information_schema.columns "
+    "WHERE table_schema = current_schema() AND table_name = ? AND data_type LIKE 'DECIMAL%'"
+)
 # CREATE TABLE and ADD COLUMN are base.CREATE_TABLE_SQL / base.ADD_COLUMN_SQL, shared with Snowflake.
+# Widening a decimal rewrites the column in place, inside the load's transaction (exact: more places).
+WIDEN_COLUMN_SQL = "ALTER TABLE {table} ALTER COLUMN {column} SET DATA TYPE {type}"
 DELETE_PARTITION_SQL = "DELETE FROM {table} WHERE partition_date = ?"
 # INSERT ... SELECT names both sides, so column order in the file does not matter.
 INSERT_FILE_SQL = "INSERT INTO {table} ({columns}) SELECT {select} FROM read_parquet(?)"
@@ -186,7 +192,16 @@ def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 def _ensure_table(con: duckdb.DuckDBPyConnection, table: str, schema: pa.Schema) -> list[str]:
     return create_or_evolve_table(
-        table, schema, DUCKDB_TYPES, table_columns=lambda: _table_columns(con, table), execute=con.execute
+        table,
+        schema,
+        DUCKDB_TYPES,
+        table_columns=lambda: _table_columns(con, table),
+        execute=con.execute,
+        decimal_columns=lambda: {
+            name: (int(precision), int(scale))
+            for name, precision, scale in con.execute(DECIMAL_COLUMNS_SQL, [table]).fetchall()
+        },
+        widen=lambda f, type_name: con.execute(WIDEN_COLUMN_SQL.format(table=table, column=f.name, type=type_name)),
     )
 
 

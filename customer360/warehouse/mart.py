@@ -48,7 +48,8 @@ MART_SCHEMA = pa.schema(
         pa.field("voice_minutes_30d", pa.decimal128(18, 2), nullable=False),
         pa.field("sms_count_30d", pa.int64(), nullable=False),
         pa.field("data_mb_30d", pa.decimal128(18, 3), nullable=False),
-        pa.field("charges_30d", pa.decimal128(18, 2), nullable=False),
+        # The exact sum of 4-place charges (activity_logs 1.1.0): never rounded to cents here.
+        pa.field("charges_30d", pa.decimal128(20, 4), nullable=False),
         pa.field("events_30d", pa.int64(), nullable=False),
         pa.field("roaming_share_30d", pa.float64(), nullable=False),
         pa.field("last_activity_ts", pa.timestamp("us", tz="UTC")),

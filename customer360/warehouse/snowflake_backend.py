@@ -52,7 +52,19 @@ TABLE_COLUMNS_SQL = (
     "SELECT column_name FROM information_schema.columns "
     "WHERE table_schema = CURRENT_SCHEMA() AND table_name = %(table)s ORDER BY ordinal_position"
 )
+DECIMAL_COLUMNS_SQL = (
+    "SELECT column_name, numeric_precision, numeric_scale FROM information_schema.columns "
+    "WHERE table_schema = CURRENT_SCHEMA() AND table_name = %(table)s AND data_type = 'NUMBER'"
+)
 # CREATE TABLE and ADD COLUMN are base.CREATE_TABLE_SQL / base.ADD_COLUMN_SQL, shared with DuckDB.
+# Widening a decimal: Snowflake's ALTER COLUMN ... SET DATA TYPE may raise a NUMBER's precision but never
+# change its scale, so the values move through a scratch column. Each DDL commits on its own; a run that
+# dies between two of them is completed by the next (``_finish_interrupted_widening``).
+WIDEN_ADD_SQL = "ALTER TABLE {table} ADD COLUMN {scratch} {type}"
+WIDEN_COPY_SQL = "UPDATE {table} SET {scratch} = {column}"
+WIDEN_DROP_SQL = "ALTER TABLE {table} DROP COLUMN {column}"
+WIDEN_RENAME_SQL = "ALTER TABLE {table} RENAME COLUMN {scratch} TO {column}"
+WIDENING_SUFFIX = "__widening"
 BEGIN_SQL = "BEGIN"
 DELETE_PARTITION_SQL = "DELETE FROM {table} WHERE partition_date = %(partition_date)s"
 # FORCE = TRUE: idempotency comes from the DELETE above, not from the 64-day load metadata (see the
@@ -170,9 +182,23 @@ class SnowflakeWarehouse:
 
     def _ensure_table(self, cursor: Any, table: str, schema: pa.Schema) -> list[str]:
         # Snowflake commits DDL implicitly, so schema changes run before (never inside) a load's
-        # transaction; adding a nullable column is harmless if the load then fails.
+        # transaction; adding a nullable column or widening a decimal is harmless if the load then fails.
+        check_identifier(table, "table")
+        _finish_interrupted_widening(cursor, table)
+
+        def widen(arrow_field: pa.Field, type_name: str) -> None:
+            names = {"table": table, "column": arrow_field.name, "scratch": arrow_field.name + WIDENING_SUFFIX}
+            for template in (WIDEN_ADD_SQL, WIDEN_COPY_SQL, WIDEN_DROP_SQL, WIDEN_RENAME_SQL):
+                cursor.execute(template.format(type=type_name, **names))
+
         return create_or_evolve_table(
-            table, schema, SNOWFLAKE_TYPES, table_columns=lambda: _table_columns(cursor, table), execute=cursor.execute
+            table,
+            schema,
+            SNOWFLAKE_TYPES,
+            table_columns=lambda: _table_columns(cursor, table),
+            execute=cursor.execute,
+            decimal_columns=lambda: _decimal_columns(cursor, table),
+            widen=widen,
         )
 
     def copy_partition_sql(self, table: str, namespace: str, partition_date: date, file_names: list[str]) -> str:
@@ -238,6 +264,27 @@ def _table_columns(cursor: Any, table: str) -> list[str]:
     """The table's columns (upper case, as Snowflake stores unquoted names); empty when it does not exist."""
     cursor.execute(TABLE_COLUMNS_SQL, {"table": table.upper()})
     return [row[0] for row in cursor.fetchall()]
+
+
+def _decimal_columns(cursor: Any, table: str) -> dict[str, tuple[int, int]]:
+    cursor.execute(DECIMAL_COLUMNS_SQL, {"table": table.upper()})
+    return {str(name).lower(): (int(precision), int(scale)) for name, precision, scale in cursor.fetchall()}
+
+
+def _finish_interrupted_widening(cursor: Any, table: str) -> None:
+    """Complete a widening a crash cut short: the scratch column still there means it did not finish.
+
+    With the original column still present the copy may be partial: drop the scratch and widen again.
+    Without it the values are all in the scratch column: give it the original name.
+    """
+    columns = {str(c).lower() for c in _table_columns(cursor, table)}
+    for scratch in sorted(c for c in columns if c.endswith(WIDENING_SUFFIX)):
+        column = scratch.removesuffix(WIDENING_SUFFIX)
+        names = {"table": table, "column": check_identifier(column, "column"), "scratch": scratch}
+        if column in columns:
+            cursor.execute(WIDEN_DROP_SQL.format(table=table, column=scratch))
+        else:
+            cursor.execute(WIDEN_RENAME_SQL.format(**names))
 
 
 def parse_copy_results(
