@@ -121,6 +121,13 @@ def days_to_judge(
     assert dataset.delivery is not None
     days: set[date] = set()
     touched[dataset.name] = set()
+    if dataset.name not in storage_ids:
+        # First tick: start after the newest gate run instead of re-judging the whole history (the look-back
+        # window below is judged anyway); older days are judged again when a gate run touches them.
+        newest = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=archive_key_of(dataset)), limit=1, ascending=False
+        ).records
+        storage_ids[dataset.name] = newest[0].storage_id if newest else 0
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=archive_key_of(dataset), after_storage_id=storage_ids.get(dataset.name)),
         limit=RECORDS_PER_TICK,
