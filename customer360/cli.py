@@ -16,12 +16,15 @@ from datetime import date
 
 from customer360.lake.ledger import OUTCOMES, Ledger, query
 from customer360.lake.resource import lake_resource_from_env
+from customer360.lake.store import LakeStore
 
 
 def _generate(args: argparse.Namespace) -> int:
     from customer360.generator import generate_demo_data
 
     store = lake_resource_from_env().store()
+    if args.activity_day_rows is not None:
+        return _generate_activity_day(args, store)
     report = generate_demo_data(
         store.put_bytes,
         args.start,
@@ -37,6 +40,41 @@ def _generate(args: argparse.Namespace) -> int:
     )
     for generated in faults:
         print(f"  {generated.fault:<18} {generated.key}")
+    return 0
+
+
+def _generate_activity_day(args: argparse.Namespace, store: LakeStore) -> int:
+    """One activity day with a chosen fault mix, and exactly what it injected (the benchmark's files)."""
+    import tempfile
+    from pathlib import Path
+
+    from customer360.generator import BAD_ROW_KINDS, ROW_FAULTS, write_activity_file
+    from customer360.generator.demo_data import demo_customer_book
+
+    kinds = {"all": tuple(sorted(ROW_FAULTS)), "demo": BAD_ROW_KINDS}.get(args.faults) or tuple(args.faults.split(","))
+    unknown = sorted(set(kinds) - set(ROW_FAULTS))
+    if unknown:
+        print(f"unknown fault kinds {unknown}; known: all, demo, {', '.join(sorted(ROW_FAULTS))}", file=sys.stderr)
+        return 2
+    name = f"usage-{args.start.isoformat()}.{args.format}"
+    key = f"raw/activity_logs/{args.start.isoformat()}/{name}"
+    with tempfile.TemporaryDirectory(prefix="customer360-generate-") as folder:
+        path = Path(folder) / name
+        report = write_activity_file(
+            path,
+            args.start,
+            args.activity_day_rows,
+            seed=args.seed,
+            customer_ids=demo_customer_book(args.seed, args.customers).ids,
+            duplicate_share=args.duplicate_share,
+            bad_share=args.bad_share,
+            kinds=kinds,
+        )
+        store.put_file(key, path)
+    summary = {"key": key, "uri": store.uri, **report.as_dict()}
+    if args.report:
+        Path(args.report).write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -123,8 +161,10 @@ def _backfill(args: argparse.Namespace) -> int:
         backfill_id = submit_backfill(instance, graph, plan, in_process=args.in_process)
     finally:
         instance.dispose()
-    print(f"submitted backfill {backfill_id} to the instance in {os.environ.get('DAGSTER_HOME')}; the daemon runs it "
-          f"(dagster dev or dagster-daemon run), progress at /runs/b/{backfill_id} in the UI")
+    print(
+        f"submitted backfill {backfill_id} to the instance in {os.environ.get('DAGSTER_HOME')}; the daemon runs it "
+        f"(dagster dev or dagster-daemon run), progress at /runs/b/{backfill_id} in the UI"
+    )
     return 0
 
 
@@ -171,6 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="write realistic raw files (with real-world faults) to raw/")
     data_options(generate)
+    mix = generate.add_argument_group(
+        "one activity day with a chosen fault mix (instead of the demo week; the benchmark's files)"
+    )
+    mix.add_argument("--activity-day-rows", type=int, help="rows of the day, duplicates and bad rows included")
+    mix.add_argument("--duplicate-share", type=float, default=0.01, help="share of rows re-delivering an event")
+    mix.add_argument("--bad-share", type=float, default=0.002, help="share of rows breaking one rule each")
+    mix.add_argument("--faults", default="all", help="fault kinds in equal parts: all, demo, or comma-separated names")
+    mix.add_argument("--format", default="csv", choices=("csv", "csv.gz", "jsonl", "jsonl.gz"))
+    mix.add_argument("--report", help="also write the injected counts as JSON to this file")
     generate.set_defaults(run=_generate)
 
     demo = commands.add_parser("demo", help="generate a week and run every zone of every day through Dagster")
@@ -211,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="assets in the UI's selection syntax, e.g. group:staging or key:clean/customers+ (default: all daily)",
     )
     backfill.add_argument(
-        "--in-process", action="store_true",
+        "--in-process",
+        action="store_true",
         help="run each day's steps in its run's process, not one process per step (much less overhead per day)",
     )
     backfill.add_argument("--dry-run", action="store_true", help="print what would be submitted; submit nothing")

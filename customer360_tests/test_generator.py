@@ -22,6 +22,7 @@ import pytest
 from customer360.generator import (
     ACTIVITY_FIELDS,
     BAD_ROWS,
+    FILE_FORMATS,
     IBM_FIELDS,
     LATE_FILE,
     MALFORMED_FILE,
@@ -29,12 +30,17 @@ from customer360.generator import (
     NEW_LAYOUT_EXTRA,
     NEW_LAYOUT_FIELDS,
     PLAN_FIELDS,
+    ROW_FAULTS,
     GeneratedFile,
     GenerationReport,
     generate_demo_data,
+    iter_activity_chunks,
     iter_activity_csv_chunks,
     write_activity_day,
+    write_activity_file,
 )
+from customer360.lake.s3 import S3LakeStore
+from customer360.lake.store import LakeStore
 
 START = date(2024, 1, 1)
 DAYS = 7
@@ -106,7 +112,8 @@ def _activity_violations(row: dict[str, object], day: date) -> list[str]:
     # Rules no injected fault breaks: these must hold on every row.
     assert v["direction"] in ("in", "out")
     assert v["roaming"] in ("true", "false")
-    assert re.match(r"^-?\d+\.\d{2}$", v["charge_amount"]) or isinstance(row["charge_amount"], float)
+    # Rated to the ten-thousandth (activity_logs 1.1.0: 4 places).
+    assert re.match(r"^-?\d+\.\d{4}$", v["charge_amount"]) or isinstance(row["charge_amount"], int | float)
     assert (v["duration_sec"] != "") == (v["event_type"] == "voice")
     assert v["duration_sec"] == "" or int(v["duration_sec"]) >= 0
     assert (v["data_mb"] != "") == (v["event_type"] == "data")
@@ -357,3 +364,115 @@ def test_invalid_arguments_are_refused() -> None:
         generate_demo_data(lambda key, data: None, START, days=0)
     with pytest.raises(ValueError):
         generate_demo_data(lambda key, data: None, START, hours_per_day=25)
+
+
+# --- one activity day with a chosen fault mix (the benchmark's files) ---------------------------------
+
+
+def _quarantine_counts(path: Path) -> tuple[int, Counter, list[int]]:
+    """Rows read, quarantined rows per (rule, column), and their lines, by the project's contract evaluator."""
+    from customer360.contracts import DATASETS
+    from customer360.processing.formats import StringBatches, detect_format
+    from customer360.processing.standardize import ContractEvaluator, evaluate_stream
+
+    batches = StringBatches(path, detect_format(path.name))  # type: ignore[arg-type]
+    evaluator = ContractEvaluator(DATASETS["activity_logs"], batches.read_header(), path.name, START)
+    rows, counts, lines = 0, Counter(), []
+    for result in evaluate_stream(evaluator, batches):
+        rows += result.rows
+        quarantine = result.quarantine
+        assert set(quarantine.column("violations").to_pylist()) <= {1}, "each injected row breaks exactly one rule"
+        counts.update(zip(quarantine.column("rule").to_pylist(), quarantine.column("column").to_pylist(), strict=True))
+        lines += quarantine.column("_source_line").to_pylist()
+    return rows, counts, lines
+
+
+@pytest.mark.parametrize("file_format", FILE_FORMATS)
+def test_a_fault_mix_injects_every_kind_in_equal_parts_and_reports_exactly_what_it_wrote(
+    tmp_path: Path, file_format: str
+) -> None:
+    path = tmp_path / f"usage.{file_format}"
+    report = write_activity_file(
+        path, START, 20_000, seed=11, duplicate_share=0.02, bad_share=0.25, kinds=sorted(ROW_FAULTS), chunk_rows=3_000
+    )
+
+    header, records = _records(path.name, path.read_bytes())
+    assert len(records) == report.rows == 20_000 and (not header or tuple(header) == ACTIVITY_FIELDS)
+    assert report.bad_rows == 5_000 and set(report.injected) == set(ROW_FAULTS)
+    assert max(report.injected.values()) - min(report.injected.values()) <= 1, "equal parts"
+    ids = Counter(str(r["event_id"]) for r in records if r["event_id"])  # a missing id is a fault, not a resend
+    assert sum(n - 1 for n in ids.values() if n > 1) == report.duplicates > 0
+    rows, quarantined, lines = _quarantine_counts(path)
+    assert rows == report.rows
+    assert dict(quarantined) == report.by_rule_and_column(), "the contract finds exactly the injected rows"
+    assert sum(report.by_rule().values()) == report.bad_rows
+    # Spread uniformly: every tenth of the file holds about a tenth of the bad rows.
+    first_data_line = 2 if file_format.startswith("csv") else 1
+    tenths = Counter(min(9, (line - first_data_line) * 10 // rows) for line in lines)
+    assert all(400 <= tenths[t] <= 600 for t in range(10)), tenths
+
+
+def test_every_format_carries_the_same_events(tmp_path: Path) -> None:
+    options = dict(seed=5, duplicate_share=0.01, bad_share=0.05, kinds=sorted(ROW_FAULTS), chunk_rows=2_000)
+    reports, contents = [], []
+    for file_format in FILE_FORMATS:
+        path = tmp_path / f"usage.{file_format}"
+        reports.append(write_activity_file(path, START, 5_000, **options))  # type: ignore[arg-type]
+        _, records = _records(path.name, path.read_bytes())
+        contents.append([{k: "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+                          for k, v in r.items()} for r in records])  # fmt: skip
+    assert all(r == reports[0] for r in reports)
+    csv_rows, jsonl_rows = contents[0], contents[2]
+    assert [r["event_id"] for r in csv_rows] == [r["event_id"] for r in jsonl_rows]
+    assert contents[0] == contents[1] and contents[2] == contents[3]
+
+
+def test_unknown_fault_kinds_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown fault kinds"):
+        list(iter_activity_chunks(START, 10, seed=1, kinds=["negative_charge", "cosmic_ray"]))
+
+
+@pytest.fixture
+def lake_env(lake: LakeStore, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> LakeStore:
+    """CUSTOMER360_LAKE (and the S3 endpoint) pointing at the test lake, as a user's shell would."""
+    monkeypatch.setenv("CUSTOMER360_LAKE", lake.uri)
+    if isinstance(lake, S3LakeStore):
+        monkeypatch.setenv("CUSTOMER360_S3_ENDPOINT_URL", request.getfixturevalue("moto_server"))
+    return lake
+
+
+def test_cli_fault_mix_reaches_the_gate_and_the_quarantine_exactly_as_reported(
+    lake_env: LakeStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`customer360 generate --activity-day-rows`: what it says it injected is what the pipeline finds."""
+    from customer360.cli import main
+    from customer360.contracts import DATASETS
+    from customer360.ingest.gate import run_gate
+    from customer360.lake.ledger import Ledger
+    from customer360.zones.clean import clean_partition, read_quarantine
+
+    activity, realistic, hostile = DATASETS["activity_logs"], date(2024, 3, 1), date(2024, 3, 2)
+    common = ["generate", "--activity-day-rows", "4000", "--customers", "300", "--faults", "all"]
+    capsys.readouterr()
+    assert main([*common, "--start", str(realistic), "--bad-share", "0.04", "--format", "jsonl.gz"]) == 0
+    mixed = json.loads(capsys.readouterr().out)
+    assert main([*common, "--start", str(hostile), "--bad-share", "0.4", "--format", "csv"]) == 0
+    rejected = json.loads(capsys.readouterr().out)
+    assert mixed["key"] == f"raw/activity_logs/{realistic}/usage-{realistic}.jsonl.gz"
+
+    for day in (realistic, hostile):
+        assert not run_gate(lake_env, activity, day).errors
+    (archived,) = Ledger(lake_env).entries("activity_logs", realistic)
+    assert (archived.outcome, archived.details["rule_counts"]) == ("archived", mixed["by_rule"])
+    result = clean_partition(lake_env, activity, realistic)
+    assert result.rows_clean + result.rows_quarantined == 4000 == mixed["rows"]
+    quarantine = read_quarantine(lake_env, activity, realistic)
+    found = Counter(
+        f"{r}:{c}" for r, c in zip(quarantine["rule"].to_pylist(), quarantine["column"].to_pylist(), strict=True)
+    )
+    assert dict(found) == mixed["by_rule_and_column"] and mixed["bad_rows"] == 160
+
+    (refused,) = Ledger(lake_env).entries("activity_logs", hostile)
+    assert (refused.outcome, refused.reasons) == ("rejected", ("too_many_bad_rows",))
+    report = json.loads(lake_env.read_bytes(str(refused.report_key)))
+    assert (report["rows"], report["bad_rows"], report["rule_counts"]) == (4000, 1600, rejected["by_rule"])
