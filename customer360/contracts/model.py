@@ -161,6 +161,10 @@ class Dataset:
     staging_joins: tuple[StagingJoin, ...] = ()
     # Above this share of rule-breaking rows the gate rejects the whole file.
     max_bad_row_share: float = 0.05
+    # The widest header accepted, known fields included: fields the contract does not know are kept in
+    # _rescued_data, so an unbounded width (a file with 50,000 unknown columns) would make every clean
+    # row a huge JSON object and every later zone pay for it. Wider files are rejected (too_many_columns).
+    max_columns: int = 256
     # Freshness (an advisory asset check): the newest record of a partition, by this column when set,
     # may be at most this old at the end of the partition's day.
     freshness_column: str | None = None

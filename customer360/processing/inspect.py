@@ -50,6 +50,7 @@ ACTIONS = {
     "no_header": "resend with a header row naming the contract's fields",
     "wrong_delimiter": "resend comma-separated (RFC 4180); the file uses another delimiter",
     "duplicate_header": "fix the header: each field name once",
+    "too_many_columns": "resend without the extra fields, or propose a contract change (max_columns) if they are real",
     "missing_required_fields": "fix the file, or propose a contract change if the source's layout changed",
     "wrong_field_count": "fix the rows whose field count differs from the header and resend",
     "header_only": "resend with its data rows: the file has a header and nothing else",
@@ -210,7 +211,10 @@ def inspect_file(dataset: Dataset, path: Path, file_name: str, day: date, size: 
 
 
 def _check_header(dataset: Dataset, header: list[str], verdict: Verdict) -> None:
-    """Header-level checks: names repeated, contract fields missing, a foreign delimiter."""
+    """Header-level checks: too wide, names repeated, contract fields missing, a foreign delimiter."""
+    if len(header) > dataset.max_columns:
+        unknown = [name for name in header if name not in dataset.source_names]
+        verdict.failed.append(too_many_columns(dataset, len(header), unknown))
     duplicated = sorted(name for name, n in Counter(header).items() if n > 1)
     if duplicated:
         verdict.failed.append(
@@ -249,6 +253,17 @@ def _check_header(dataset: Dataset, header: list[str], verdict: Verdict) -> None
                     )
                 )
                 break
+
+
+def too_many_columns(dataset: Dataset, width: int, unknown: list[str]) -> FailedCheck:
+    known = width - len(unknown)
+    return FailedCheck(
+        "too_many_columns",
+        f"the file has {width:,} fields ({known} of the contract, {len(unknown):,} unknown); the {dataset.name} "
+        f"contract accepts at most {dataset.max_columns} (unknown fields are kept per row in _rescued_data)",
+        width,
+        [{"line": 1, "fields": width, "max_columns": dataset.max_columns, "unknown": unknown[:MAX_SAMPLES]}],
+    )
 
 
 def _sample(error: FormatError) -> list[dict[str, object]]:

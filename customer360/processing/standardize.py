@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from customer360.contracts.model import Dataset, Field, Kind
+from customer360.processing.formats import FormatError
 
 LINEAGE_FIELDS = (
     pa.field("partition_date", pa.date32(), nullable=False),
@@ -80,8 +81,6 @@ _INT64_MAX_DIGITS = "9223372036854775807"
 _INT64_MIN_DIGITS = "9223372036854775808"
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 _JSON_CONTROL = r"[\x00-\x1f]"
-# Arguments per string join: a very wide batch is joined in groups, so the cost stays linear in columns.
-_JOIN_GROUP = 256
 SAMPLE_ROWS = 20
 EVALUATION_THREADS = min(4, os.cpu_count() or 1)
 
@@ -180,6 +179,14 @@ class ContractEvaluator:
         Safe to call from several threads at once for different batches, except for contracts with
         ``unique_in_file`` fields, whose duplicates depend on batch order (see ``parallel_safe``).
         """
+        if batch.num_columns > self.dataset.max_columns:
+            # A JSON Lines file may grow its field set mid-file; the gate checked only the first line's.
+            raise FormatError(
+                "too_many_columns",
+                f"line {first_line}: {batch.num_columns:,} fields by this point; the {self.dataset.name} contract "
+                f"accepts at most {self.dataset.max_columns} (unknown fields are kept per row in _rescued_data)",
+                line=first_line,
+            )
         rows = batch.num_rows
         present = set(batch.schema.names)
         typed: dict[str, pa.Array] = {}
@@ -554,28 +561,33 @@ def _cast_bisecting(values: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa
 def json_objects(names: Sequence[str], columns: Sequence[pa.Array]) -> pa.Array:
     """One JSON object per row from string columns (null -> ``null``), built by Arrow string kernels.
 
-    The same text ``json.dumps`` would give (compact separators), without a Python call per row.
+    The text ``json.dumps`` would give (compact separators), without a Python call per row, and with
+    a fixed number of kernel calls however many columns: the cells are escaped as one array, paired
+    with their keys, reordered row by row and joined per row (cost linear in rows times columns).
     """
-    parts: list[pa.Array | str] = []
-    for position, (name, column) in enumerate(zip(names, columns, strict=True)):
-        parts.append(("{" if position == 0 else ",") + json.dumps(name, ensure_ascii=False) + ":")
-        parts.append(pc.fill_null(_json_string(column), "null"))
-    parts.append("}")
-    while len(parts) > _JOIN_GROUP:
-        parts = [_join(parts[i : i + _JOIN_GROUP]) for i in range(0, len(parts), _JOIN_GROUP)]
-    return _join(parts)
+    rows, width = (len(columns[0]) if columns else 0), len(columns)
+    if not width:
+        return pa.repeat(pa.scalar("{}"), rows)
+    cells = pc.fill_null(_json_string(pa.concat_arrays([_as_string(c) for c in columns])), "null")
+    keys = pa.array([json.dumps(name, ensure_ascii=False) + ":" for name in names])
+    # Column-major: cell j * rows + r is column j of row r; row-major order is r * width + j.
+    column_of = np.repeat(np.arange(width, dtype=np.int64), rows)
+    pairs = pc.binary_join_element_wise(keys.take(pa.array(column_of)), cells, "")
+    row_major = (np.arange(width, dtype=np.int64)[None, :] * rows + np.arange(rows, dtype=np.int64)[:, None]).ravel()
+    per_row = pa.ListArray.from_arrays(
+        pa.array(np.arange(0, rows * width + 1, width, dtype=np.int32)), pairs.take(pa.array(row_major))
+    )
+    return pc.binary_join_element_wise("{", pc.binary_join(per_row, ","), "}", "")
 
 
-def _join(parts: Sequence[pa.Array | str]) -> pa.Array:
-    if not any(isinstance(part, pa.Array) for part in parts):
-        return pa.scalar("".join(str(part) for part in parts))  # type: ignore[return-value]
-    return pc.binary_join_element_wise(*parts, "")
+def _as_string(column: pa.Array) -> pa.Array:
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    return column if pa.types.is_string(column.type) else pc.cast(column, pa.string())
 
 
 def _json_string(column: pa.Array) -> pa.Array:
     """JSON string literals of a string column; null stays null."""
-    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
-        column = pc.cast(column, pa.string())
     escaped = pc.replace_substring(pc.replace_substring(column, "\\", "\\\\"), '"', '\\"')
     if pc.any(pc.match_substring_regex(escaped, _JSON_CONTROL)).as_py():
         for code in range(0x20):
