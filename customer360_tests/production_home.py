@@ -9,6 +9,8 @@ are 20 ECS tasks in production, but 20 processes on this 2-core machine).
 from __future__ import annotations
 
 import copy
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION_INSTANCE = ROOT / "deploy" / "production" / "dagster.yaml"
+DOCKERFILE = ROOT / "deploy" / "image" / "Dockerfile"
+IMAGE_HOST, IMAGE_PORT = "0.0.0.0", "4000"
 
 # Placeholders for the settings that name AWS resources (no AWS here); secrets never have a value in the file.
 ECS_SETTINGS = {
@@ -43,3 +47,17 @@ def write_home(home: Path, *, local_runs: bool = False, max_concurrent_runs: int
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return home
+
+
+def image_command(*, host: str, port: int) -> list[str]:
+    """The image's CMD (its exec form, read from the Dockerfile), to run here outside a container.
+
+    Only the listening address changes (a loopback host and a free port instead of the container's
+    0.0.0.0:4000), and ``dagster`` is this virtualenv's.
+    """
+    lines = [line for line in DOCKERFILE.read_text().splitlines() if line.startswith("CMD [")]
+    assert len(lines) == 1, "the Dockerfile has one CMD, in exec form"
+    command: list[str] = json.loads(lines[0].removeprefix("CMD "))
+    assert command[0] == "dagster" and IMAGE_HOST in command and IMAGE_PORT in command, command
+    replace = {IMAGE_HOST: host, IMAGE_PORT: str(port), "dagster": str(Path(sys.executable).parent / "dagster")}
+    return [replace.get(part, part) for part in command]
