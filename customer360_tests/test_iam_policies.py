@@ -7,7 +7,8 @@ signed with that role's temporary credentials (STS AssumeRole), as on AWS (ECS t
 
 * the upstream writers land a demo week, each only under ``raw/<its dataset>/``;
 * the pipeline role runs the raw sensor's listing and the whole pipeline job (gate, clean, staging, warehouse)
-  for every day: every step succeeds, raw/ ends empty;
+  for every day: every step succeeds, raw/ ends empty; then the alert and expected-delivery sensors, which
+  claim their alerts with create-only markers under alerts/;
 * the pipeline role cannot delete an archived object (nor a version of it), and its create-only write over one
   is refused; the upstream writer cannot read archive/ nor write another dataset's prefix; Snowflake's storage
   integration reads staging/ and nothing else; analysts read none of the zones.
@@ -36,7 +37,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -51,6 +52,8 @@ from customer360.ingest.gate import route
 from customer360.lake.ledger import Ledger, query
 from customer360.lake.resource import LakeResource, open_lake
 from customer360.lake.store import ObjectExistsError
+from customer360.sensors.alerts import SENT_PREFIX, build_alert_sensor
+from customer360.sensors.deliveries import MARKER_PREFIX, build_delivery_sensor
 from customer360.sensors.raw_sensor import RawSensorSettings, build_raw_sensor
 from customer360.warehouse.resource import WarehouseResource
 
@@ -60,6 +63,7 @@ BUCKET = "telco-customer360-pipeline"  # the name the policy documents grant on
 ACCOUNT = "123456789012"  # moto's default account, the one in the policy documents
 START = date(2024, 1, 1)
 DAYS = 2
+AFTER_THE_DAYS = datetime(2024, 1, 4, 12, tzinfo=UTC)  # every day's deliveries fell due: hourly files are late
 # The bootstrap below makes exactly these unauthenticated calls: create the admin user, give it a policy, a key.
 BOOTSTRAP_CALLS = 3
 
@@ -223,6 +227,11 @@ def test_each_role_can_do_what_the_pipeline_does_and_nothing_it_must_not(
         assert result.success, failures
     store = open_lake(f"s3://{BUCKET}", endpoint_url=account.endpoint)
     assert not list(store.list("raw/")), "the pipeline moved every landed file"
+    # The sensors that write to the lake: one alert per rejected file, expected-delivery judgements (both claim
+    # with create-only markers under alerts/).
+    for lake_sensor in (build_alert_sensor(), build_delivery_sensor(clock=lambda: AFTER_THE_DAYS)):
+        lake_sensor(dg.build_sensor_context(instance=instance, resources={"lake": lake}))
+    assert list(store.list(SENT_PREFIX)) and list(store.list(MARKER_PREFIX)), "alerts claimed as the pipeline role"
     entries = list(query(Ledger(store)))
     assert sorted(e.raw_key for e in entries) == sorted(landed)
 
