@@ -104,7 +104,8 @@ def test_one_webhook_message_per_rejected_file_never_two(pipeline: Pipeline, web
     assert latin1["dataset"] == "customers"
     assert latin1["day"] == DAY.isoformat()
     assert latin1["reasons"] == ["not_utf8"]
-    assert latin1["report_key"] == f"rejected/customers/{DAY}/latin1-value.csv.report.json"
+    entry_id = latin1["ledger_entry_id"]
+    assert latin1["report_key"] == f"rejected/customers/{DAY}/{entry_id}/latin1-value.csv.report.json"
     assert pipeline.store.head(str(latin1["report_key"])) is not None
 
     # The next tick, and a sensor that lost its cursor (reset, redeployed), send nothing again.

@@ -37,6 +37,7 @@ from customer360.contracts import DATASETS
 from customer360.definitions import UNROUTABLE_JOB_NAME, gate_job, unroutable_job
 from customer360.generator import generate_demo_data
 from customer360.lake import layout
+from customer360.lake.ledger import Ledger
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.transfer import parquet_keys
 from customer360.sensors.raw_sensor import GATE_JOB_NAME, RawSensorSettings, build_raw_sensor
@@ -168,7 +169,10 @@ def test_dropped_files_settle_every_zone_and_late_files_rerun_only_their_days(dr
 
     # Every zone of every day is up to date, with no manual step.
     assert not list(store.list("raw/")), "every raw object was moved by a sensor-launched run"
-    assert list(store.list("rejected/_unroutable/billing/")), "an unknown dataset is rejected by the sensor's run"
+    (unknown,) = Ledger(store).entries("_unroutable")
+    assert (unknown.raw_key, unknown.outcome) == ("raw/billing/2024-01-02/invoices.csv", "rejected"), (
+        "an unknown dataset is rejected by the sensor's run")
+    assert store.head(str(unknown.report_key)) is not None
     for day in days:
         for name, dataset in DATASETS.items():
             staged = _rows(store, layout.staging_prefix(name, day))

@@ -60,14 +60,16 @@ def test_a_crash_at_any_step_is_completed_by_the_next_run_exactly_once(lake: Lak
     assert not rerun.errors
     assert not list(lake.list("raw/"))
     assert objects(lake, "archive/") == {f"archive/customers/{DAY}/crm.csv": GOOD}, "one archive version, intact"
-    rejected = objects(lake, "rejected/")
-    assert set(rejected) == {f"rejected/customers/{DAY}/crm-ragged.csv", f"rejected/customers/{DAY}/crm-ragged.csv"
-                             + REPORT_SUFFIX}
-    assert rejected[f"rejected/customers/{DAY}/crm-ragged.csv"] == BAD
     entries = Ledger(lake).entries("customers", DAY)
     assert sorted((e.raw_key, e.outcome) for e in entries) == [(BAD_KEY, REJECTED), (GOOD_KEY, ARCHIVED)], (
         "exactly one ledger entry per arrival"
     )
+    (bad,) = [e for e in entries if e.outcome == REJECTED]
+    rejected = objects(lake, "rejected/")
+    copy_key = f"rejected/customers/{DAY}/{bad.entry_id}/crm-ragged.csv"
+    assert (bad.destination_key, bad.report_key) == (copy_key, copy_key + REPORT_SUFFIX)
+    assert set(rejected) == {copy_key, copy_key + REPORT_SUFFIX}, "one rejected copy and one report"
+    assert rejected[copy_key] == BAD
     # A third run has nothing left to do and changes nothing.
     assert run_gate(lake, CUSTOMERS, DAY).files == []
     assert len(Ledger(lake).entries("customers", DAY)) == 2

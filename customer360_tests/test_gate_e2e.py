@@ -94,7 +94,8 @@ def test_check_passes_on_a_clean_day_and_turns_green_once_a_fixed_file_arrives(p
     (evaluation,) = check_evaluations(second, "customers")
     assert evaluation.passed
     assert evaluation.metadata["resolved_by_a_later_file"].value == 1
-    assert pipeline.store.head(f"rejected/customers/{DAY}/short-row.csv") is not None
+    (rejection,) = [e for e in Ledger(pipeline.store).entries("customers", DAY) if e.outcome == "rejected"]
+    assert pipeline.store.head(str(rejection.destination_key)) is not None, "the rejected copy stays for the audit"
 
 
 def test_ibm_file_is_archived_and_foreign_churn_files_are_rejected_naming_missing_fields(pipeline: Pipeline) -> None:

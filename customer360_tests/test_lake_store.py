@@ -87,7 +87,10 @@ def test_missing_keys(lake: LakeStore, tmp_path: Path) -> None:
     assert not (tmp_path / "nope.csv").exists()
 
 
-@pytest.mark.parametrize("bad_key", ["", "/raw/x.csv", "raw//x.csv", "raw/../x.csv", "raw/x/", "raw/.tmp-1"])
+@pytest.mark.parametrize(
+    "bad_key", ["", "/raw/x.csv", "raw//x.csv", "raw/../x.csv", "raw/x/", "raw/a\\b.csv", "raw/" + "x" * 256,
+                ".customer360/tmp/x"],
+)
 def test_keys_only_one_backend_could_store_are_rejected(lake: LakeStore, bad_key: str) -> None:
     with pytest.raises(ValueError, match="invalid lake key"):
         lake.put_bytes(bad_key, b"x")
@@ -167,12 +170,12 @@ def test_list_prefixes_are_immediate_subfolders(lake: LakeStore) -> None:
 
 def test_interrupted_write_is_never_visible(lake: LakeStore) -> None:
     key = "raw/customers/2024-01-03/crm.csv"
-    # What each backend leaves behind when a writer dies mid-upload: the local backend's temp file
-    # beside the final name, or an S3 multipart upload that was never completed.
+    # What each backend leaves behind when a writer dies mid-upload: the local backend's temp file in its
+    # private folder, or an S3 multipart upload that was never completed.
     if isinstance(lake, LocalLakeStore):
-        folder = lake.root / "raw" / "customers" / "2024-01-03"
+        folder = lake.root / ".customer360" / "tmp"
         folder.mkdir(parents=True)
-        (folder / f".tmp-{uuid.uuid4().hex}").write_bytes(b"customer_id,na")
+        (folder / uuid.uuid4().hex).write_bytes(b"customer_id,na")
     else:
         assert isinstance(lake, S3LakeStore)
         upload = lake.client.create_multipart_upload(Bucket=lake.bucket, Key=key)

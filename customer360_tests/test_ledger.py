@@ -80,13 +80,43 @@ def test_correction_is_archived_beside_the_old_version_and_clean_uses_the_newest
     assert clean["payment_method"].to_pylist() == ["mailed_check"] * 4, "only the newest version is read"
     assert set(clean["_source_file"].to_pylist()) == {new.destination_key}
 
-    # The old content arriving again is a resend of a known version, recorded but not archived again.
+    # The correction's content arriving again changes nothing current: a resend, not a new fact.
     if isinstance(lake, S3LakeStore):
-        time.sleep(1.05)  # else the very first arrival again, to S3 (same key, ETag and second)
-    lake.put_bytes(KEY, customers_csv(3).encode())
+        time.sleep(1.05)  # else the same arrival again, to S3 (same key, ETag and second)
+    lake.put_bytes(KEY, corrected.encode())
     gate(lake)
     assert Ledger(lake).entries("customers", DAY)[-1].outcome == DUPLICATE
     assert len(archive_keys(lake)) == 2
+
+
+# Issue 12, item 6: v1, a correction v2, then v1 again under the same key. The third arrival is the
+# current fact (the latest arrival under a key is, whatever bytes it repeats); clean must serve v1 again.
+def test_a_revert_to_an_earlier_version_is_the_current_fact_and_clean_serves_it(lake: LakeStore) -> None:
+    v1, v2 = customers_csv(3).encode(), customers_csv(5).encode()
+    for version in (v1, v2, v1):
+        if isinstance(lake, S3LakeStore):
+            time.sleep(1.05)  # each a later S3 object (S3's LastModified has whole seconds)
+        lake.put_bytes(KEY, version)
+        gate(lake)
+        clean_partition(lake, CUSTOMERS, DAY)
+        assert read_clean(lake, CUSTOMERS, DAY).num_rows == version.count(b"\n") - 1, "clean serves the latest"
+
+    first, correction, revert = Ledger(lake).entries("customers", DAY)
+    assert [e.outcome for e in (first, correction, revert)] == [ARCHIVED, ARCHIVED, ARCHIVED]
+    assert revert.destination_key == first.destination_key, "the bytes already archived are reused, not copied"
+    assert revert.corrects == correction.destination_key, "traceable: the revert supersedes the correction"
+    assert len(archive_keys(lake)) == 2
+    (current,) = current_archive_versions(Ledger(lake).entries("customers", DAY))
+    assert current.entry_id == revert.entry_id
+
+    # Resending v1 now changes nothing current: a duplicate, and clean still serves v1.
+    if isinstance(lake, S3LakeStore):
+        time.sleep(1.05)
+    lake.put_bytes(KEY, v1)
+    gate(lake)
+    assert Ledger(lake).entries("customers", DAY)[-1].outcome == DUPLICATE
+    clean_partition(lake, CUSTOMERS, DAY)
+    assert read_clean(lake, CUSTOMERS, DAY).num_rows == 3
 
 
 def test_ledger_entries_are_append_only(lake: LakeStore) -> None:

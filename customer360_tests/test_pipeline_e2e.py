@@ -89,10 +89,13 @@ def test_foreign_churn_files_are_rejected_with_a_reason(
 
     assert pipeline.run_day(DAY, selection=["raw/customers", "archive/customers", "rejected/customers"]).success
 
-    report_key = f"rejected/customers/{DAY}/{name}.report.json"
     import json
 
-    report = json.loads(pipeline.store.read_bytes(report_key))
+    from customer360.lake.ledger import Ledger
+
+    (entry,) = Ledger(pipeline.store).entries("customers", DAY)
+    assert entry.report_key == f"rejected/customers/{DAY}/{entry.entry_id}/{name}.report.json"
+    report = json.loads(pipeline.store.read_bytes(entry.report_key))
     assert report["reasons"] == ["missing_required_fields"]
     assert "customerID" in report["schema_diff"]["missing"]
     if missing:

@@ -12,6 +12,7 @@ import pytest
 
 from customer360.contracts import DATASETS
 from customer360.lake import layout
+from customer360.lake.ledger import Ledger
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.transfer import fetch_many, scratch_dir
 from customer360.zones.clean import CONTRACT_VERSION_KEY, read_clean
@@ -129,7 +130,8 @@ def test_breaking_changes_reject_the_file_at_the_gate_with_a_schema_diff(
 
     assert pipeline.run_day(DAY, selection=CUSTOMER_ZONES[:3]).success
 
-    report = json.loads(pipeline.store.read_bytes(f"rejected/customers/{DAY}/crm.csv.report.json"))
+    (entry,) = Ledger(pipeline.store).entries("customers", DAY)
+    report = json.loads(pipeline.store.read_bytes(str(entry.report_key)))
     assert report["reasons"] == [reason]
     assert not list(pipeline.store.list(layout.archive_key("customers", DAY, "")))
     if change == "missing":

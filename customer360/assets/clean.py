@@ -53,6 +53,10 @@ def build_clean_asset(dataset: Dataset) -> dg.AssetsDefinition:
             "rows_quarantined": result.rows_quarantined,
             "rule_counts": dg.MetadataValue.json(result.rule_counts),
             "files": len(result.files),
+            # Clean file names derive from the ledger entry; which upstream file each one holds.
+            "source_files": dg.MetadataValue.json(
+                {f.clean_key: {"source_name": f.source_name, "archive_key": f.archive_key} for f in result.files}
+            ),
             "rescued_columns": dg.MetadataValue.json(result.rescued_columns),
             "seconds": round(result.seconds, 3),
             "rows_per_second": round(rate),

@@ -15,7 +15,7 @@ import dagster as dg
 from customer360.assets.metadata import key_list
 from customer360.contracts import Dataset
 from customer360.ingest.gate import run_gate
-from customer360.lake.ledger import ARCHIVED, DUPLICATE, REJECTED, Ledger, outstanding_rejections
+from customer360.lake.ledger import ARCHIVED, DUPLICATE, REJECTED, VANISHED, outstanding_rejections
 from customer360.lake.resource import LakeResource
 from customer360.partitions import daily_partitions, partition_day
 
@@ -92,6 +92,7 @@ def build_gate_asset(dataset: Dataset) -> dg.AssetsDefinition:
         store, day = lake.store(), partition_day(context)
         run = run_gate(store, dataset, day, log=context.log)
         archived, rejected, duplicates = run.of(ARCHIVED), run.of(REJECTED), run.of(DUPLICATE)
+        vanished = run.of(VANISHED)
         yield dg.MaterializeResult(
             asset_key=archive_key_of(dataset),
             metadata={
@@ -101,6 +102,14 @@ def build_gate_asset(dataset: Dataset) -> dg.AssetsDefinition:
                 "dagster/row_count": sum(f.rows for f in archived),
                 "rows_breaking_rules": sum(f.bad_rows for f in archived),
                 "archive_keys": key_list([str(f.destination_key) for f in archived]),
+                # Gone from raw/ before the gate could read them (deleted upstream): in the ledger, nothing kept.
+                "files_vanished": len(vanished),
+                "vanished_keys": key_list([f.raw_key for f in vanished]),
+                # Replaced in raw/ while the gate held them: the admitted version moved, the newer one waits.
+                "files_left_for_next_run": dg.MetadataValue.json(
+                    {f.raw_key: f.left_in_raw for f in run.files if f.left_in_raw} | run.deferred
+                ),
+                "moved_by_another_gate_run": len(run.moved_by_another_run),
             },
         )
         yield dg.MaterializeResult(
@@ -113,7 +122,7 @@ def build_gate_asset(dataset: Dataset) -> dg.AssetsDefinition:
             },
         )
         # The day's state, not this run's: a replay with an empty raw/ must not turn the check green.
-        day_entries = Ledger(store).entries(dataset.name, day)
+        day_entries = run.day_entries  # read once by the gate run, with its own appends
         outstanding = outstanding_rejections(day_entries)
         resolved = len([e for e in day_entries if e.outcome == REJECTED]) - len(outstanding)
         yield rejection_check_result(

@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 import dagster as dg
+import pyarrow.parquet as pq
 
 from customer360.checks.validate import (
     Failures,
@@ -54,6 +55,10 @@ from customer360.lake.ledger import Ledger, current_archive_versions
 from customer360.lake.store import LakeStore
 from customer360.lake.transfer import fetch_many, parquet_keys, scratch_dir
 from customer360.partitions import daily_partitions
+
+# The footer key clean writes the arrival's ledger entry under (customer360.zones.clean.LEDGER_ENTRY_KEY);
+# spelled here so the checks read the lake without importing the step they check.
+LEDGER_ENTRY_KEY = b"customer360.ledger_entry"
 
 ROW_ACCOUNTING = "row_accounting"
 FRESHNESS = "freshness"
@@ -253,6 +258,15 @@ def run_staging_checks(store: LakeStore, dataset: Dataset, day: date) -> list[Ch
     return outcomes
 
 
+def _ledger_entry_of(path: Path | None) -> str | None:
+    """The ledger entry a clean file's footer says it was written from (None for files that do not say)."""
+    if path is None:
+        return None
+    metadata = pq.ParquetFile(path).schema_arrow.metadata or {}
+    value = metadata.get(LEDGER_ENTRY_KEY)
+    return value.decode() if value else None
+
+
 def _fetch(store: LakeStore, prefix: str, folder: Path) -> list[Path]:
     return list(_fetch_named(store, prefix, folder).values())
 
@@ -313,7 +327,10 @@ def _row_accounting(
     """Every row of every current archived file is in clean or in the quarantine, file by file.
 
     Counted from the Parquet footers of what the lake holds, against the ledger: independent of the step's
-    own bookkeeping, so it catches a lost or half-written file as well as a counting bug.
+    own bookkeeping, so it catches a lost or half-written file as well as a counting bug. Each clean file
+    is named after its archived arrival's ledger entry and records that entry in its footer, so a failure
+    names the file and the cause: no clean file, a clean file holding another arrival, counts that differ,
+    or a clean file no current archive accounts for.
     """
     sources = current_archive_versions(Ledger(store).entries(dataset.name, day))
     clean_rows = {name: parquet_rows([p]) for name, p in clean_files.items()}
@@ -321,16 +338,37 @@ def _row_accounting(
     mismatches: list[dict[str, object]] = []
     expected_names = set()
     for entry in sources:
-        name = layout.parquet_name(entry.source_name)
+        name = layout.derived_name(entry.source_name, entry.entry_id)
         expected_names.add(name)
         archived, clean, quarantined = entry.rows or 0, clean_rows.get(name, 0), quarantined_rows.get(name, 0)
-        if archived != clean + quarantined or name not in clean_rows:
+        written_from = _ledger_entry_of(clean_files.get(name))
+        cause = None
+        if name not in clean_rows:
+            cause = f"no clean file {name}"
+        elif written_from is not None and written_from != entry.entry_id:
+            cause = f"clean file {name} holds ledger entry {written_from}, not {entry.entry_id}"
+        elif archived != clean + quarantined:
+            cause = f"archived {archived} rows, clean {clean} + quarantined {quarantined}"
+        if cause is not None:
             mismatches.append(
-                {"archive_key": entry.destination_key, "archived": archived, "clean": clean, "quarantined": quarantined}
+                {
+                    "source_name": entry.source_name,
+                    "archive_key": entry.destination_key,
+                    "clean_file": name,
+                    "archived": archived,
+                    "clean": clean,
+                    "quarantined": quarantined,
+                    "cause": cause,
+                }
             )
     for name in sorted(set(clean_rows) - expected_names):
         mismatches.append(
-            {"clean_file": name, "archived": 0, "clean": clean_rows[name], "reason": "no current archive"}
+            {
+                "clean_file": name,
+                "archived": 0,
+                "clean": clean_rows[name],
+                "cause": f"clean file {name} ({clean_rows[name]} rows) belongs to no current archived file",
+            }
         )
     archived_total = sum(e.rows or 0 for e in sources)
     clean_total, quarantined_total = sum(clean_rows.values()), sum(quarantined_rows.values())
@@ -343,11 +381,14 @@ def _row_accounting(
     }
     if mismatches:
         metadata["mismatched_files"] = mismatches[:20]
+        causes = "; ".join(
+            f"{m.get('source_name', m['clean_file'])!s}: {m['cause']}" for m in mismatches[:3]
+        ) + ("; ..." if len(mismatches) > 3 else "")
         return CheckOutcome(
             ROW_ACCOUNTING,
             False,
-            f"{len(mismatches)} file(s) do not account for their rows: archived {archived_total}, "
-            f"clean {clean_total} + quarantined {quarantined_total}",
+            f"{len(mismatches)} file(s) do not account for their rows (archived {archived_total}, "
+            f"clean {clean_total} + quarantined {quarantined_total}): {causes}",
             metadata,
         )
     return CheckOutcome(

@@ -12,8 +12,7 @@ import logging
 from functools import partial
 
 from customer360.contracts import DATASETS
-from customer360.ingest.gate import GateRun, admit, move_isolated, route
-from customer360.lake.ledger import Ledger
+from customer360.ingest.gate import DayLedgers, GateRun, admit, move_isolated, route
 from customer360.lake.store import LakeStore, ObjectInfo
 
 
@@ -41,10 +40,10 @@ def find_unroutable(store: LakeStore) -> list[ObjectInfo]:
 def reject_unroutable(store: LakeStore, log: logging.Logger | None = None) -> GateRun:
     log = log or logging.getLogger(__name__)
     run = GateRun("_unroutable", None)
-    ledger = Ledger(store)
+    ledgers = DayLedgers(store)
     for info in find_unroutable(store):
         dataset, day, reason = route(info.key)
         unroutable = reason or ("unroutable_key", info.key)
-        move = partial(admit, store, ledger, info, dataset=dataset, day=day, unroutable_reason=unroutable)
-        move_isolated(run, store, info, log, move)
+        move = partial(admit, store, ledgers, info, dataset=dataset, day=day, unroutable_reason=unroutable)
+        move_isolated(run, store, ledgers, info, log, move)
     return run

@@ -9,10 +9,20 @@ rewritten, so concurrent gates cannot lose each other's entries.
 The entry id is derived from the arrival's identity (raw key, content hash, the raw object's ETag and
 modification time), which makes the gate's ledger write idempotent: a gate that crashed after writing
 the entry and reruns finds it and only finishes the move.
+
+What is current: the latest arrival under a file name is the day's fact for that name, whatever bytes it
+repeats (``DayLedger.judge``). A correction is archived beside the old version; a revert to an earlier
+version (v1, v2, v1 again) is archived again as current, reusing the archive object that already holds
+those bytes; only a resend that changes nothing current (the same bytes as the name's current version,
+or a new name carrying bytes some name currently holds) is a ``duplicate``.
+
+A gate reads a day's entries once per run (``DayLedger``) and keeps that view current as it appends, so
+gating n files costs n appends and one read of the day, not n reads of a growing day.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
@@ -24,8 +34,9 @@ from customer360.lake.store import LakeStore, ObjectExistsError
 
 ARCHIVED = "archived"
 REJECTED = "rejected"
-DUPLICATE = "duplicate"  # identical content already archived for the day: recorded, not archived twice
-OUTCOMES = (ARCHIVED, REJECTED, DUPLICATE)
+DUPLICATE = "duplicate"  # a resend that changes nothing current for the day: recorded, not archived twice
+VANISHED = "vanished"  # left raw/ before the gate could read it (deleted upstream): recorded, nothing kept
+OUTCOMES = (ARCHIVED, REJECTED, DUPLICATE, VANISHED)
 
 
 @dataclass(frozen=True)
@@ -61,13 +72,12 @@ class LedgerEntry:
 
 def arrival_id(raw_key: str, sha256: str, etag: str | None, last_modified: str | None) -> str:
     identity = f"{raw_key}|{sha256}|{etag or ''}|{last_modified or ''}"
-    return hashlib.sha256(identity.encode()).hexdigest()[:24]
+    # surrogateescape: a local file name need not be UTF-8, and its identity must still be computable.
+    return hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()[:24]
 
 
 def entry_key(dataset: str, partition: str | None, entry_id: str) -> str:
-    if partition is None:
-        return f"{ledger_prefix(dataset or UNROUTABLE)}undated/{entry_id}.json"
-    return f"{ledger_prefix(dataset, date.fromisoformat(partition))}{entry_id}.json"
+    return f"{_partition_prefix(dataset, partition)}{entry_id}.json"
 
 
 class Ledger:
@@ -101,18 +111,111 @@ class Ledger:
             for o in self.store.list(prefix)
             if o.key.endswith(".json")
         ]
-        return sorted(found, key=lambda e: (e.first_seen, e.entry_id))
+        return sorted(found, key=_order)
 
     def entries_of(self, dataset: str, partition: str | None) -> list[LedgerEntry]:
         """Entries of one partition (an ISO day), or of the dataset's undated arrivals when None."""
-        if partition is not None:
-            return self.entries(dataset, date.fromisoformat(partition))
-        prefix = f"{ledger_prefix(dataset)}undated/"
-        found = [LedgerEntry.from_json(self.store.read_bytes(o.key)) for o in self.store.list(prefix)]
-        return sorted(found, key=lambda e: (e.first_seen, e.entry_id))
+        return self.day(dataset, partition).entries
+
+    def day(self, dataset: str, partition: str | None) -> DayLedger:
+        """One partition's entries (or the dataset's undated ones), read now and kept in memory."""
+        return DayLedger(self, dataset, partition)
 
     def datasets(self) -> list[str]:
         return [prefix.rstrip("/").rsplit("/", 1)[-1] for prefix in self.store.list_prefixes(f"{LEDGER_ZONE}/")]
+
+
+def _order(entry: LedgerEntry) -> tuple[str, str]:
+    return (entry.first_seen, entry.entry_id)
+
+
+def _partition_prefix(dataset: str, partition: str | None) -> str:
+    if partition is None:
+        return f"{ledger_prefix(dataset or UNROUTABLE)}undated/"
+    return ledger_prefix(dataset, date.fromisoformat(partition))
+
+
+class DayLedger:
+    """The entries of one (dataset, partition), read once, then kept current by this process's appends.
+
+    What a gate run consults for every file: whether an arrival is already recorded (a rerun after a
+    crash), and what is current per file name (``judge``). Reading the day once per run instead of once
+    per file keeps a day of n files linear in n. Another gate run appending meanwhile is not seen until
+    ``refresh``; that costs nothing in correctness: entry ids are derived from the arrival and written
+    create-only, so ``append`` finds another run's entry for the same arrival and returns it.
+    """
+
+    def __init__(self, ledger: Ledger, dataset: str, partition: str | None) -> None:
+        self.ledger = ledger
+        self.dataset = dataset
+        self.partition = partition
+        self._prefix = _partition_prefix(dataset, partition)
+        self.entries: list[LedgerEntry] = []
+        self._by_id: dict[str, LedgerEntry] = {}
+        self._current: dict[str, LedgerEntry] = {}  # source name -> its newest archived entry
+        self._current_names_by_sha: dict[str, set[str]] = {}  # sha256 -> names whose current version it is
+        self._archived: dict[tuple[str, str], LedgerEntry] = {}  # (source name, sha256) -> an archived entry
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the entries other runs appended since this view was read (one listing, new entries only)."""
+        known = {entry_key(self.dataset, self.partition, i) for i in self._by_id}
+        for info in self.ledger.store.list(self._prefix):
+            if info.key.endswith(".json") and info.key not in known:
+                self._add(LedgerEntry.from_json(self.ledger.store.read_bytes(info.key)))
+
+    def get(self, entry_id: str) -> LedgerEntry | None:
+        return self._by_id.get(entry_id)
+
+    def append(self, entry: LedgerEntry) -> LedgerEntry:
+        """Record ``entry`` (create-only); returns what the ledger holds for that arrival: it, or the entry
+        another run recorded first."""
+        if entry.entry_id in self._by_id:
+            return self._by_id[entry.entry_id]
+        if not self.ledger.append(entry):
+            recorded = self.ledger.get(entry.dataset, entry.partition, entry.entry_id)
+            entry = recorded if recorded is not None else entry
+        self._add(entry)
+        return entry
+
+    def current(self, source_name: str) -> LedgerEntry | None:
+        """The archived version the day's downstream reads for this file name, if any."""
+        return self._current.get(source_name)
+
+    def judge(self, source_name: str, sha256: str) -> tuple[str, LedgerEntry | None, LedgerEntry | None]:
+        """What an accepted arrival of ``source_name`` with these bytes is: ``(outcome, holding, superseded)``.
+
+        * ``(DUPLICATE, e, None)``: nothing current changes; ``e`` is the current entry holding the bytes.
+        * ``(ARCHIVED, e, s)``: the arrival becomes the name's current version, superseding ``s`` (None
+          for a first arrival); ``e`` is an earlier archived entry of this name with the same bytes (a
+          revert, whose archive object is reused) or None (new bytes for this name: archive them).
+        """
+        current = self._current.get(source_name)
+        if current is not None:
+            if current.sha256 == sha256:
+                return DUPLICATE, current, None
+            return ARCHIVED, self._archived.get((source_name, sha256)), current
+        holders = self._current_names_by_sha.get(sha256)
+        if holders:
+            return DUPLICATE, self._current[min(holders)], None
+        return ARCHIVED, None, None
+
+    def _add(self, entry: LedgerEntry) -> None:
+        if entry.entry_id in self._by_id:
+            return
+        self._by_id[entry.entry_id] = entry
+        position = bisect.bisect(self.entries, _order(entry), key=_order)
+        self.entries.insert(position, entry)
+        if entry.outcome != ARCHIVED:
+            return
+        self._archived.setdefault((entry.source_name, entry.sha256), entry)
+        previous = self._current.get(entry.source_name)
+        if previous is not None and _order(previous) > _order(entry):
+            return  # an older entry read late (refresh): the name's current version stays
+        if previous is not None:
+            self._current_names_by_sha.get(previous.sha256, set()).discard(entry.source_name)
+        self._current[entry.source_name] = entry
+        self._current_names_by_sha.setdefault(entry.sha256, set()).add(entry.source_name)
 
 
 def current_archive_versions(entries: Iterable[LedgerEntry]) -> list[LedgerEntry]:

@@ -4,13 +4,25 @@ Why this exists: the embedded default (demo, tests, a laptop) needs no S3 at all
 not be able to tell the difference. So this backend reproduces the S3 semantics zone code relies on:
 listings in key order with prefixes that may end mid-name, "folders" that exist only while they hold
 objects, objects that appear whole or not at all, and create-only writes that lose a race cleanly.
+
+A folder is not a bucket in one way the gate must care about: upstream can drop things that are not
+plain files (a symlink to anywhere, a FIFO, a socket, a device, an empty folder) and can keep writing a
+file after it appeared. Listings say what each entry is (``ObjectInfo.kind``) without following links;
+``snapshot`` copies a plain file into the lake's own private folder (``.customer360/`` at the root, never
+listed, never a key) through one open file descriptor that follows no link and cannot block; and
+``delete_if_unchanged`` removes a raw file only while its name still holds the inode that was copied.
+The lake's own half-written files live in that private folder too, so no upstream name (``.tmp-x.csv``
+included) can be mistaken for one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import stat
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -18,11 +30,20 @@ from pathlib import Path
 from typing import BinaryIO
 
 from customer360.lake.store import (
-    TEMP_NAME_PREFIX,
+    DEVICE,
+    DIRECTORY,
+    FIFO,
+    PRIVATE_FOLDER,
+    REGULAR,
+    SOCKET,
+    SYMLINK,
+    DeleteOutcome,
     LakeStoreBase,
+    NotRegularObjectError,
+    ObjectChangedError,
     ObjectExistsError,
     ObjectInfo,
-    check_key,
+    check_listed_key,
     check_prefix,
     guard_delete,
     guard_delete_prefix,
@@ -34,6 +55,12 @@ _COPY_CHUNK = 1024 * 1024
 # A concurrent delete prunes empty folders; if it prunes the one we just created before our temp
 # file lands in it, creating the folder again is all that is needed. Bounded so a real error surfaces.
 _MKDIR_ATTEMPTS = 5
+# Where upstream files may be: only there are empty folders and non-regular entries reported as objects
+# (everywhere else the lake writes plain files only, and an empty folder is just a prefix, as on S3).
+_UPSTREAM_ZONE = "raw/"
+# Opening a raw file: never follow a link, never wait for a writer (a FIFO opens at once and is refused).
+_SNAPSHOT_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
 
 
 class LocalLakeStore(LakeStoreBase):
@@ -66,7 +93,9 @@ class LocalLakeStore(LakeStoreBase):
             return []
         found = []
         for entry in entries:
-            if not (entry.name.startswith(name_start) and entry.is_dir()):
+            if not (entry.name.startswith(name_start) and entry.is_dir(follow_symlinks=False)):
+                continue
+            if not directory_key and entry.name == PRIVATE_FOLDER:
                 continue
             sub_key = f"{base_key}{entry.name}/"
             # S3 has no empty folders: a prefix exists only while an object lives under it, so a
@@ -76,12 +105,15 @@ class LocalLakeStore(LakeStoreBase):
         return sorted(found)
 
     def head(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
         try:
-            st = self._path(key).stat()
+            st = path.lstat()
         except (FileNotFoundError, NotADirectoryError):
             return None
-        # A folder is a prefix, not an object.
-        return _info(key, st) if stat.S_ISREG(st.st_mode) else None
+        # A folder is a prefix, not an object (an empty one in raw/ is listed, so that it is moved out).
+        if stat.S_ISDIR(st.st_mode):
+            return _info(key, st, path) if _is_upstream_entry(key) and _is_empty_dir(path) else None
+        return _info(key, st, path)
 
     def open_read(self, key: str) -> BinaryIO:
         try:
@@ -96,6 +128,96 @@ class LocalLakeStore(LakeStoreBase):
         with self.open_read(key) as src, local_path.open("wb") as dst:
             shutil.copyfileobj(src, dst, _COPY_CHUNK)
 
+    def snapshot(self, key: str, local_path: Path) -> ObjectInfo:
+        """Copy the plain file behind ``key`` into ``local_path`` through one descriptor; its identity as read.
+
+        Every folder on the way and the file itself are opened without following links (``O_NOFOLLOW``,
+        folder by folder), so a symlink anywhere in raw/ can never lead outside the lake, and without
+        blocking (``O_NONBLOCK``), so a FIFO is refused instead of waiting forever for a writer. The copy
+        is the lake's own file: a writer still appending to (or replacing) the upstream file changes
+        nothing already copied. If the file's size or modification time moved during the copy, the copy
+        may be no version of it at all: ObjectChangedError, and the file is left for a later run.
+        """
+        fd = self._open_nofollow(key)
+        try:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                kind = _kind(before.st_mode)
+                raise NotRegularObjectError(key, kind)
+            with open(local_path, "xb") as target:
+                copied = _copy_fd(fd, target.fileno())
+                target.flush()
+                os.fsync(target.fileno())
+            after = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if _identity(before) != _identity(after) or copied != after.st_size:
+            raise ObjectChangedError(key)
+        return _info(key, before)
+
+    def delete_if_unchanged(self, key: str, etag: str | None) -> DeleteOutcome:
+        """Remove the entry at ``key`` only while it is the one ``etag`` names (inode, size, mtime).
+
+        Checking and then unlinking would leave a window in which an atomic rename by upstream puts a new
+        file under the name and the unlink removes it. So the entry is first renamed into the private
+        folder (atomic: whatever the name held at that instant moves, nothing else), checked there, and
+        removed only if it is the one admitted; anything else is put back under its name. If that name
+        was taken again meanwhile (a third version landed within the same instant), the one moved aside
+        had already been replaced upstream, exactly as S3 would have overwritten it; it is dropped, logged
+        by the caller through the CHANGED outcome.
+        """
+        guard_delete(key)
+        path = self._path(key)
+        try:
+            st = path.lstat()
+        except (FileNotFoundError, NotADirectoryError):
+            return DeleteOutcome.MISSING
+        if _info(key, st, path).etag != etag:
+            return DeleteOutcome.CHANGED
+        if stat.S_ISDIR(st.st_mode):
+            try:
+                path.rmdir()  # atomic, and refused if anything landed in it meanwhile
+            except FileNotFoundError:
+                return DeleteOutcome.MISSING
+            except OSError as error:
+                if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                    return DeleteOutcome.CHANGED
+                raise
+            self._prune_empty_parents(path.parent)
+            return DeleteOutcome.DELETED
+        aside = self._private("deleting") / uuid.uuid4().hex
+        try:
+            os.rename(path, aside)
+        except (FileNotFoundError, NotADirectoryError):
+            return DeleteOutcome.MISSING
+        moved = aside.lstat()
+        if _info(key, moved, aside).etag == etag and moved.st_ino == st.st_ino:
+            aside.unlink()
+            self._prune_empty_parents(path.parent)
+            return DeleteOutcome.DELETED
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, path, follow_symlinks=False)  # create-only: never over a newer arrival
+        aside.unlink()
+        return DeleteOutcome.CHANGED
+
+    @contextlib.contextmanager
+    def scratch_dir(self) -> Iterator[Path]:
+        """A temp folder inside the lake's private folder: on the lake's filesystem, so publishing is a link."""
+        folder = Path(tempfile.mkdtemp(prefix="scratch-", dir=self._private("scratch")))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def link_or_put(self, key: str, local_path: Path, *, create_only: bool = False) -> None:
+        try:
+            self.link_file(key, local_path, create_only=create_only)
+        except OSError as error:
+            # Not the same filesystem (or no hard links there): copy the bytes instead.
+            if isinstance(error, PermissionError) or error.errno not in _NO_LINK_ERRNOS:
+                raise
+            self.put_file(key, local_path, create_only=create_only)
+
     # -- writing ------------------------------------------------------------------------------------
 
     def put_bytes(self, key: str, data: bytes, *, create_only: bool = False) -> None:
@@ -108,32 +230,43 @@ class LocalLakeStore(LakeStoreBase):
             self._write_atomically(key, lambda f: shutil.copyfileobj(src, f, _COPY_CHUNK), create_only=create_only)
 
     def link_file(self, key: str, source: Path, *, create_only: bool = False) -> None:
-        """Publish a file already in this lake's filesystem under ``key`` without copying its bytes.
+        """Publish a file the lake owns (a snapshot in its private folder) under ``key`` without copying it.
 
-        The gate uses it to archive a raw file: a hard link is the same bytes by construction, costs
-        nothing for a gigabyte file, and is create-only atomically (``os.link`` fails if the name exists).
-        Raises OSError (EXDEV) when ``source`` lives on another filesystem; callers then copy.
+        A hard link is the same bytes by construction, costs nothing for a gigabyte file, and is create-only
+        atomically (``os.link`` fails if the name exists). Never given an upstream file: the archive must
+        not share an inode another process can still write to. Raises OSError (EXDEV) when ``source`` lives
+        on another filesystem; ``link_or_put`` then copies.
         """
         guard_put(key, create_only=create_only)
         final = self._path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if create_only:
+        for attempt in range(_MKDIR_ATTEMPTS):
+            final.parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.link(source, final)
-            except FileExistsError:
-                raise ObjectExistsError(key) from None
-            return
-        tmp = final.with_name(f"{TEMP_NAME_PREFIX}{uuid.uuid4().hex}")
-        os.link(source, tmp)
-        os.replace(tmp, final)
+                if create_only:
+                    try:
+                        os.link(source, final)
+                    except FileExistsError:
+                        raise ObjectExistsError(key) from None
+                    return
+                tmp = self._private("tmp") / uuid.uuid4().hex
+                os.link(source, tmp)
+                try:
+                    os.replace(tmp, final)
+                finally:
+                    tmp.unlink(missing_ok=True)
+                return
+            except FileNotFoundError:
+                # A concurrent delete pruned the folder just created; create it again.
+                if attempt == _MKDIR_ATTEMPTS - 1 or not Path(source).exists():
+                    raise
 
     def delete(self, key: str) -> None:
         guard_delete(key)
         path = self._path(key)
         try:
-            if not stat.S_ISREG(path.stat().st_mode):
+            if stat.S_ISDIR(path.lstat().st_mode):
                 return  # a folder is a prefix, not an object: nothing to delete, as on S3
-            path.unlink()
+            path.unlink()  # a symlink itself, never what it points to
         except (FileNotFoundError, NotADirectoryError):
             return  # deleting a missing key is not an error
         self._prune_empty_parents(path.parent)
@@ -153,7 +286,45 @@ class LocalLakeStore(LakeStoreBase):
     # -- internals ----------------------------------------------------------------------------------
 
     def _path(self, key: str) -> Path:
-        return self.root.joinpath(*check_key(key).split("/"))
+        # Writes were checked by guard_put (check_key); reads and deletes must reach any name a listing
+        # returned, a backslash or a control character included.
+        return self.root.joinpath(*check_listed_key(key).split("/"))
+
+    def _private(self, purpose: str) -> Path:
+        folder = self.root / PRIVATE_FOLDER / purpose
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _open_nofollow(self, key: str) -> int:
+        """A read-only descriptor for the file behind ``key``, reached without following any link."""
+        *folders, name = check_listed_key(key).split("/")
+        fd = os.open(self.root, _DIRECTORY_FLAGS)
+        try:
+            for depth, folder in enumerate(folders):
+                try:
+                    next_fd = os.open(folder, _DIRECTORY_FLAGS, dir_fd=fd)
+                except OSError as error:
+                    if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                        prefix = "/".join(folders[: depth + 1])
+                        st = os.stat(folder, dir_fd=fd, follow_symlinks=False)
+                        raise NotRegularObjectError(key, _kind(st.st_mode), f" (at {prefix!r})") from None
+                    raise
+                os.close(fd)
+                fd = next_fd
+            # Looked at before it is opened: opening a device can have effects of its own. The descriptor's
+            # own fstat is checked again by the caller, in case the name changed in between.
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode):
+                raise NotRegularObjectError(key, _kind(st.st_mode))
+            try:
+                return os.open(name, _SNAPSHOT_FLAGS, dir_fd=fd)
+            except OSError as error:
+                if error.errno in (errno.ELOOP, errno.ENXIO, errno.EOPNOTSUPP):
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    raise NotRegularObjectError(key, _kind(st.st_mode)) from None
+                raise
+        finally:
+            os.close(fd)
 
     def _walk(self, directory: Path, directory_key: str, prefix: str, start_after: str | None) -> Iterator[ObjectInfo]:
         """Files under ``directory`` matching ``prefix`` and after ``start_after``, in S3 key order.
@@ -166,9 +337,12 @@ class LocalLakeStore(LakeStoreBase):
         """
         try:
             with os.scandir(directory) as it:
-                entries = [(e.name + "/" if e.is_dir() else e.name, e) for e in it]
+                # Links are never followed: a symlink to a folder is an entry, not a folder to enter.
+                entries = [(e.name + "/" if e.is_dir(follow_symlinks=False) else e.name, e) for e in it]
         except (FileNotFoundError, NotADirectoryError):
             return
+        if not directory_key:
+            entries = [pair for pair in entries if pair[1].name != PRIVATE_FOLDER]
         entries.sort(key=lambda pair: pair[0])
         for sort_name, entry in entries:
             key = directory_key + sort_name
@@ -179,57 +353,64 @@ class LocalLakeStore(LakeStoreBase):
                 # being inside it, it is past all of them.
                 if start_after is not None and start_after >= key and not start_after.startswith(key):
                     continue
+                if _is_upstream_entry(key[:-1]) and _is_empty_dir(Path(entry.path)):
+                    # An empty folder where files belong (a day's folder or below) is what upstream left
+                    # there: listed as an entry so the gate moves it out with a reason, never kept forever.
+                    info = self._entry_info(key[:-1], entry)
+                    if info is not None and key[:-1].startswith(prefix) and _after(key[:-1], start_after):
+                        yield info
+                    continue
                 yield from self._walk(Path(entry.path), key, prefix, start_after)
                 continue
-            if entry.name.startswith(TEMP_NAME_PREFIX) or not key.startswith(prefix):
+            if not key.startswith(prefix) or not _after(key, start_after):
                 continue
-            if start_after is not None and key <= start_after:
-                continue
-            try:
-                st = entry.stat()
-            except FileNotFoundError:
-                continue  # deleted since the folder was read; S3 listings race the same way
-            yield _info(key, st)
+            info = self._entry_info(key, entry)
+            if info is not None:
+                yield info
+
+    def _entry_info(self, key: str, entry: os.DirEntry[str]) -> ObjectInfo | None:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            return None  # deleted since the folder was read; S3 listings race the same way
+        return _info(key, st, Path(entry.path))
 
     def _write_atomically(self, key: str, write: Callable[[BinaryIO], object], *, create_only: bool) -> None:
         """Write to a temp file beside the target, fsync, then publish it under its final name.
 
-        Readers and listings therefore only ever see complete objects: a crash leaves at most a
-        ``.tmp-`` file, which listings skip. Publishing with ``os.link`` fails if the name exists,
+        Readers and listings therefore only ever see complete objects: a crash leaves at most a file in
+        the private folder, which no listing enters. Publishing with ``os.link`` fails if the name exists,
         atomically, which is what makes concurrent create-only writers safe (exactly one wins); plain
         writes use ``os.replace``, which atomically swaps the old content for the new.
         The folder itself is not fsynced: if the new name is lost in a crash the object is simply
         absent, and the next run writes it again.
         """
         final = self._path(key)
-        tmp = self._open_temp(final.parent)
-        tmp_path = Path(tmp.name)
+        # "x": never clobber another writer's temp file, however unlikely the uuid collision.
+        tmp_path = self._private("tmp") / uuid.uuid4().hex
         try:
-            with tmp:
+            with tmp_path.open("xb") as tmp:
                 write(tmp)
                 tmp.flush()
                 os.fsync(tmp.fileno())
-            if create_only:
+            for attempt in range(_MKDIR_ATTEMPTS):
+                final.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    os.link(tmp_path, final)
-                except FileExistsError:
-                    raise ObjectExistsError(key) from None
-            else:
-                os.replace(tmp_path, final)
+                    if create_only:
+                        try:
+                            os.link(tmp_path, final)
+                        except FileExistsError:
+                            raise ObjectExistsError(key) from None
+                    else:
+                        os.replace(tmp_path, final)
+                    break
+                except FileNotFoundError:
+                    # A concurrent delete pruned the folder just created; create it again.
+                    if attempt == _MKDIR_ATTEMPTS - 1:
+                        raise
         finally:
             # After os.replace the temp name is already gone; after os.link (or a failure) it is not.
             tmp_path.unlink(missing_ok=True)
-
-    def _open_temp(self, directory: Path) -> BinaryIO:
-        for attempt in range(_MKDIR_ATTEMPTS):
-            directory.mkdir(parents=True, exist_ok=True)
-            try:
-                # "x": never clobber another writer's temp file, however unlikely the uuid collision.
-                return (directory / f"{TEMP_NAME_PREFIX}{uuid.uuid4().hex}").open("xb")
-            except FileNotFoundError:
-                if attempt == _MKDIR_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
 
     def _prune_empty_parents(self, directory: Path) -> None:
         """Remove folders emptied by a delete, so listings of them disappear as they do on S3."""
@@ -241,12 +422,75 @@ class LocalLakeStore(LakeStoreBase):
             directory = directory.parent
 
 
-def _info(key: str, st: os.stat_result) -> ObjectInfo:
+_NO_LINK_ERRNOS = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP)
+
+
+def _info(key: str, st: os.stat_result, path: Path | None = None) -> ObjectInfo:
+    kind = _kind(st.st_mode)
+    detail = ""
+    if kind == SYMLINK and path is not None:
+        with contextlib.suppress(OSError):
+            detail = os.readlink(path)
     return ObjectInfo(
         key=key,
-        size=st.st_size,
+        size=st.st_size if kind == REGULAR else 0,
         # Cheap identity without hashing the content. Every write publishes a brand-new temp file, so
         # the inode changes even when size and (coarse-grained) mtime happen to repeat.
         etag=f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}",
         last_modified=datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC),
+        kind=kind,
+        detail=detail,
     )
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return REGULAR
+    if stat.S_ISLNK(mode):
+        return SYMLINK
+    if stat.S_ISDIR(mode):
+        return DIRECTORY
+    if stat.S_ISFIFO(mode):
+        return FIFO
+    if stat.S_ISSOCK(mode):
+        return SOCKET
+    return DEVICE  # block or character device
+
+
+def _after(key: str, start_after: str | None) -> bool:
+    return start_after is None or key > start_after
+
+
+def _is_upstream_entry(key: str) -> bool:
+    """A key inside a raw day's folder or deeper (``raw/<dataset>/<day>/<name>``): where files belong."""
+    return key.startswith(_UPSTREAM_ZONE) and key.count("/") >= 3
+
+
+def _is_empty_dir(path: Path) -> bool:
+    try:
+        with os.scandir(path) as it:
+            return next(it, None) is None
+    except OSError:
+        return False
+
+
+def _copy_fd(source: int, target: int) -> int:
+    """Copy everything from ``source`` (at its start) to ``target``: in the kernel where it can, else in chunks."""
+    copied = 0
+    try:
+        while n := os.copy_file_range(source, target, 1 << 30):
+            copied += n
+        return copied
+    except OSError as error:
+        if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP) or copied:
+            raise
+    while chunk := os.read(source, _COPY_CHUNK):
+        copied += len(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(target, view) :]
+    return copied

@@ -13,11 +13,10 @@ from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from customer360.lake.local import LocalLakeStore
-from customer360.lake.s3 import S3LakeStore
+from customer360.lake.s3 import S3LakeStore, make_s3_client
 from customer360.lake.store import LakeStore
 
 DEFAULT_LOCAL_LAKE = Path(".lake") / "telco-customer360-pipeline"
@@ -48,7 +47,8 @@ class LakeResource(dg.ConfigurableResource):
             bucket, _, prefix = self.location[len(S3_SCHEME) :].partition("/")
             if not bucket:
                 raise ValueError(f"lake location {self.location!r} names no bucket")
-            client = S3Resource(endpoint_url=self.endpoint_url, region_name=self.region_name).get_client()
+            # Our own client rather than dagster_aws's S3Resource: that one has no timeouts (see lake.s3).
+            client = make_s3_client(self.endpoint_url, self.region_name)
             return S3LakeStore(client, bucket, prefix)
         root = Path(self.location).expanduser()
         root.mkdir(parents=True, exist_ok=True)

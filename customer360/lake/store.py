@@ -9,16 +9,33 @@ Keys are always bucket-relative, '/'-separated, e.g. ``archive/customers/2024-01
 
 from __future__ import annotations
 
+import enum
 import errno
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 ARCHIVE_PREFIX = "archive/"
-TEMP_NAME_PREFIX = ".tmp-"
-"""Names the local backend gives half-written files; never valid in a key, so never listed."""
+PRIVATE_FOLDER = ".customer360"
+"""The local backend's own folder at the lake root (half-written files, snapshots, deletes in flight).
+
+Outside every zone and refused as a key on both backends, so nothing upstream lands can ever be taken for
+one of the lake's own temp files, and none of them is ever listed as an object."""
+MAX_NAME_BYTES = 255
+"""The longest path segment (UTF-8 bytes) a key may hold: a local filesystem's NAME_MAX. S3 would take
+longer ones, but then the key would work on S3 only; every key the pipeline writes stays within it."""
+
+# What a listing says an entry is. Only a local folder can hold anything but plain files; the gate
+# refuses those with a reason and never opens them (a FIFO would block a reader forever).
+REGULAR = "file"
+SYMLINK = "symlink"
+DIRECTORY = "directory"
+FIFO = "fifo"
+SOCKET = "socket"
+DEVICE = "device"
 
 
 class ObjectExistsError(Exception):
@@ -52,30 +69,80 @@ def missing_object(key: str) -> FileNotFoundError:
     return FileNotFoundError(errno.ENOENT, "no such object in the lake", key)
 
 
+class NotRegularObjectError(OSError):
+    """The key names something that is not a plain file (a symlink, FIFO, socket, device or folder)."""
+
+    def __init__(self, key: str, kind: str, detail: str = "") -> None:
+        super().__init__(f"{key!r} is a {kind}, not a regular file{detail}")
+        self.key = key
+        self.kind = kind
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[NotRegularObjectError], tuple[str, str, str]]:
+        return (type(self), (self.key, self.kind, self.detail))
+
+
+class ObjectChangedError(OSError):
+    """The object changed while it was being read: the bytes read may be no version of it at all."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"{key!r} changed while it was being read (still being written?)")
+        self.key = key
+
+    def __reduce__(self) -> tuple[type[ObjectChangedError], tuple[str]]:
+        return (type(self), (self.key,))
+
+
+class DeleteOutcome(enum.Enum):
+    """What a conditional delete of a raw object found."""
+
+    DELETED = "deleted"  # the key held exactly the object named, and no longer does
+    CHANGED = "changed"  # the key holds another object now: left in place for the next run
+    MISSING = "missing"  # nothing under the key any more
+
+
 def check_key(key: str) -> str:
     """Reject keys that only one backend could store, so both behave identically.
 
     S3 would accept ``a//b`` or ``../x`` as opaque strings, but the local folder cannot represent the
-    first and would escape its root with the second; a ``.tmp-`` segment would be an object the local
-    listing hides. Refusing them on both backends keeps "works locally" meaning "works on S3".
+    first and would escape its root with the second; a backslash is a separator on some filesystems, and a
+    segment longer than ``MAX_NAME_BYTES`` cannot be a file name. Refusing them on both backends keeps
+    "works locally" meaning "works on S3". The local backend's private folder is no key either.
 
-    Applied to every write, and by the local backend to every key it turns into a path. S3 reads and
-    deletes accept any key a listing returned, since upstream systems may land keys we never would.
+    Applied to every write. Reads and deletes accept any key a listing returned (``check_listed_key``),
+    since upstream systems may land keys we never would.
     """
     if not key or key.startswith("/") or key.endswith("/") or "\\" in key:
         raise ValueError(f"invalid lake key {key!r}: must be a non-empty relative '/'-separated path")
     for segment in key.split("/"):
-        if segment in ("", ".", "..") or segment.startswith(TEMP_NAME_PREFIX):
+        if segment in ("", ".", ".."):
             raise ValueError(f"invalid lake key {key!r}: bad path segment {segment!r}")
+        if len(segment.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+            raise ValueError(f"invalid lake key {key!r}: a segment is longer than {MAX_NAME_BYTES} bytes")
+    return check_listed_key(key)
+
+
+def check_listed_key(key: str) -> str:
+    """The minimum any key must satisfy to name a file under a local lake's root: what a listing can return.
+
+    A backslash, a control character or a name that is not UTF-8 is a valid (if odd) file name upstream
+    may land; the gate must be able to read and move it. What is refused can never name a file inside
+    the root: empty, absolute, ``.``/``..``/empty segments, NUL, and the lake's private folder.
+    """
+    segments = key.split("/")
+    if not key or key.startswith("/") or "\x00" in key or any(s in ("", ".", "..") for s in segments):
+        raise ValueError(f"invalid lake key {key!r}: must be a non-empty relative '/'-separated path")
+    if segments[0] == PRIVATE_FOLDER:
+        raise ValueError(f"invalid lake key {key!r}: {PRIVATE_FOLDER}/ is the lake's private folder")
     return key
 
 
 def check_prefix(prefix: str) -> str:
-    """Prefixes may end mid-name (like S3), but their complete segments follow the key rules."""
+    """Prefixes may end mid-name (like S3), but their complete segments name folders a listing can return."""
     if prefix:
         directory = prefix.rpartition("/")[0]
         if directory:
-            check_key(directory)
+            check_listed_key(directory)
         elif prefix.startswith("/"):
             raise ValueError(f"invalid lake prefix {prefix!r}: must be relative")
     return prefix
@@ -118,6 +185,8 @@ class ObjectInfo:
     size: int
     etag: str | None
     last_modified: datetime | None
+    kind: str = REGULAR  # anything else only in a local folder: see REGULAR, SYMLINK, FIFO, ...
+    detail: str = ""  # for a symlink: where it points (never followed)
 
 
 class LakeStoreBase:
@@ -159,6 +228,32 @@ class LakeStore(Protocol):
 
     def download(self, key: str, local_path: Path) -> None:
         """Stream the object into a local file (bounded memory)."""
+        ...
+
+    def snapshot(self, key: str, local_path: Path) -> ObjectInfo:
+        """Copy one version of the object into a new local file; returns the identity of exactly that version.
+
+        What the gate reads: the returned ``etag`` is the one ``delete_if_unchanged`` is given, so only
+        the bytes admitted are ever removed. Raises FileNotFoundError when the key is gone,
+        NotRegularObjectError for anything but a plain file (never opened in a way that could block or
+        follow a link), and ObjectChangedError when the object changed while it was copied.
+        """
+        ...
+
+    def delete_if_unchanged(self, key: str, etag: str | None) -> DeleteOutcome:
+        """Remove the object only if the key still holds the version ``etag`` names (as listed or snapshot)."""
+        ...
+
+    def scratch_dir(self) -> AbstractContextManager[Path]:
+        """A private temp folder for snapshots, from which ``link_or_put`` can publish cheaply; removed on exit."""
+        ...
+
+    def link_or_put(self, key: str, local_path: Path, *, create_only: bool = False) -> None:
+        """Publish a file of ``scratch_dir`` under ``key``: a hard link where the lake is a local folder.
+
+        Only for files the lake owns (a snapshot nobody else holds open), never for an upstream file:
+        the archive must never share an inode with something another process can still write.
+        """
         ...
 
     def put_bytes(self, key: str, data: bytes, *, create_only: bool = False) -> None:

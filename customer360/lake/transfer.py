@@ -2,22 +2,27 @@
 
 Every step reads and writes through local files (streamed, never whole in memory): Arrow's readers and
 DuckDB want seekable local files, and the gate needs the bytes twice (validate, then copy) without
-fetching them twice from S3. A local-folder lake serves its own files directly, without a copy.
+fetching them twice from S3. A local-folder lake serves its trusted zones' files directly, without a
+copy; raw files are always snapshot (``fetch``), since upstream may still be writing them.
+
+Local file names are fixed or derived from a hash of the key, never the key itself: a key can be up to
+1,024 bytes, a file name only 255.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from customer360.lake.store import LakeStore
+from customer360.lake.store import LakeStore, ObjectInfo
 
 CHUNK = 8 << 20
-
+_SUFFIX = re.compile(r"(\.[0-9A-Za-z]{1,10}){0,2}$")
 
 
 def parquet_keys(store: LakeStore, prefix: str) -> list[str]:
@@ -31,6 +36,7 @@ class LocalCopy:
     size: int
     sha256: str
     md5: str | None  # only where it proves something: S3's ETag of a single PUT is the MD5
+    source: ObjectInfo | None = None  # the version of the object these bytes are (its ETag and time)
 
 
 def checksums(path: Path, *, md5: bool = True) -> tuple[int, str, str | None]:
@@ -58,15 +64,19 @@ def scratch_dir() -> Iterator[Path]:
 
 
 def fetch(store: LakeStore, key: str, folder: Path) -> LocalCopy:
-    """A local, checksummed copy of one object (the object itself on a local lake).
+    """A local, checksummed snapshot of one version of an object, and which version it is.
 
-    MD5 is computed only for a remote lake, where it is what an S3 ETag can be compared with; a local
-    file pays for SHA-256 alone (MD5 costs twice as much per byte).
+    Always a copy the pipeline owns (``store.snapshot``): on a local lake, in the lake's private folder on
+    the same filesystem (``folder`` should come from ``store.scratch_dir()``), so archiving it is a hard
+    link of a file nobody else can write. The checksums are of that copy: what is validated, archived and
+    ledgered are the same bytes. MD5 is computed only for a remote lake, where it is what an S3 ETag can
+    be compared with; a local file pays for SHA-256 alone (MD5 costs twice as much per byte).
     """
     remote = local_path_of(store, key) is None
-    path = _local(store, key, folder)
+    path = folder / f"snapshot-{_key_hash(key)}"
+    source = store.snapshot(key, path)
     size, sha, md5 = checksums(path, md5=remote)
-    return LocalCopy(path, size, sha, md5)
+    return LocalCopy(path, size, sha, md5, source)
 
 
 def fetch_many(store: LakeStore, keys: list[str], folder: Path) -> list[Path]:
@@ -78,6 +88,16 @@ def _local(store: LakeStore, key: str, folder: Path) -> Path:
     """The object's own file on a local lake, else a download into ``folder``."""
     path = local_path_of(store, key)
     if path is None:
-        path = folder / key.replace("/", "__")
+        path = folder / local_name(key)
         store.download(key, path)
     return path
+
+
+def local_name(key: str) -> str:
+    """A bounded local file name for ``key``: unique per key, keeping its extension for readers that look."""
+    suffix = _SUFFIX.search(PurePosixPath(key).name)
+    return f"{_key_hash(key)}{suffix.group(0) if suffix else ''}"
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:24]

@@ -39,7 +39,7 @@ ACTIONS = {
     "invalid_partition_date": "resend under raw/<dataset>/<YYYY-MM-DD>/ with the business date of the contents",
     "missing_partition_date": "resend under raw/<dataset>/<YYYY-MM-DD>/ with the business date of the contents",
     "unroutable_key": "resend under raw/<dataset>/<YYYY-MM-DD>/<file name> (no sub-folders)",
-    "unsafe_key": "resend under a plain key: no '.', '..' or empty path segments, no control characters",
+    "unsafe_key": "resend under a plain key: no '.', '..' or empty path segments, no backslash, no control characters",
     "nul_bytes": "resend as UTF-8 text: NUL bytes mean binary data or UTF-16",
     "not_utf8": "resend the file encoded as UTF-8",
     "corrupt_compression": "resend: the compressed file is truncated or corrupt",
@@ -55,6 +55,8 @@ ACTIONS = {
     "wrong_field_count": "fix the rows whose field count differs from the header and resend",
     "header_only": "resend with its data rows: the file has a header and nothing else",
     "too_many_bad_rows": "fix the rows listed and resend, or propose a contract change if the rules are wrong",
+    "name_too_long": "resend under a file name of at most 255 bytes (UTF-8)",
+    "not_a_regular_file": "land plain files only: no symlinks, FIFOs, sockets, devices or folders named like files",
 }
 
 

@@ -5,6 +5,11 @@ day, so a correction replaces its predecessor and a resend is not read twice. On
 source file keeps the zone granular and every row traceable (``_source_file``, ``_source_line``); rows
 that break a rule go to ``rejected/<dataset>/rows/`` with the rule, never dropped. Idempotent: the
 day's clean and quarantine prefixes are deleted, then rewritten.
+
+Each file is named after its archived arrival's ledger entry (``layout.derived_name``), not after the
+upstream name alone: two names that slug alike (``crm part.csv``, ``crm_part.csv``) would otherwise
+write the same clean file, and a 250-character name would not fit a file name at all. The upstream name,
+archive key and ledger entry are in each Parquet file's key-value metadata (and in the asset's).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import pyarrow.parquet as pq
 
 from customer360.contracts import Dataset
 from customer360.lake import layout
-from customer360.lake.ledger import Ledger, current_archive_versions
+from customer360.lake.ledger import Ledger, LedgerEntry, current_archive_versions
 from customer360.lake.store import LakeStore
 from customer360.lake.transfer import fetch_many, parquet_keys, scratch_dir
 from customer360.processing.formats import StringBatches, detect_format
@@ -37,13 +42,34 @@ PROGRESS_EVERY_ROWS = 1_000_000
 # Parquet key-value metadata on every clean file: which contract wrote it, readable from the footer alone.
 CONTRACT_VERSION_KEY = b"customer360.contract_version"
 DATASET_KEY = b"customer360.dataset"
+# Which archived arrival a clean or quarantine file holds: the upstream name as it arrived (its key only
+# carries a slug of it), the archive object read and the ledger entry that made it current.
+SOURCE_NAME_KEY = b"customer360.source_name"
+ARCHIVE_KEY_KEY = b"customer360.archive_key"
+LEDGER_ENTRY_KEY = b"customer360.ledger_entry"
 
 
-def versioned_schema(dataset: Dataset) -> pa.Schema:
-    """The clean schema, stamped with the contract (also in the ``_contract_version`` column of every row)."""
+def versioned_schema(dataset: Dataset, source: LedgerEntry | None = None) -> pa.Schema:
+    """The clean schema, stamped with the contract (also in the ``_contract_version`` column of every row)
+    and, for one file, with the arrival it holds."""
     return clean_schema(dataset).with_metadata(
-        {CONTRACT_VERSION_KEY: dataset.version.encode(), DATASET_KEY: dataset.name.encode()}
+        {CONTRACT_VERSION_KEY: dataset.version.encode(), DATASET_KEY: dataset.name.encode(), **_lineage(source)}
     )
+
+
+def _lineage(source: LedgerEntry | None) -> dict[bytes, bytes]:
+    if source is None:
+        return {}
+    return {
+        SOURCE_NAME_KEY: source.source_name.encode("utf-8", "surrogateescape"),
+        ARCHIVE_KEY_KEY: str(source.destination_key).encode("utf-8", "surrogateescape"),
+        LEDGER_ENTRY_KEY: source.entry_id.encode(),
+    }
+
+
+def clean_file_name(entry: LedgerEntry) -> str:
+    """The clean and quarantine file name of one archived arrival: unique per ledger entry, bounded."""
+    return layout.derived_name(entry.source_name, entry.entry_id)
 
 
 @dataclass
@@ -53,6 +79,7 @@ class CleanFile:
     quarantine_key: str | None
     rows_archived: int
     stats: FileStats
+    source_name: str = ""
 
 
 @dataclass
@@ -95,28 +122,19 @@ def clean_partition(store: LakeStore, dataset: Dataset, day: date, log: logging.
     store.delete_prefix(layout.clean_prefix(dataset.name, day))
     store.delete_prefix(layout.quarantine_prefix(dataset.name, day))
     for entry in sources:
-        assert entry.destination_key is not None
-        result.files.append(
-            _clean_file(store, dataset, day, entry.destination_key, entry.source_name, entry.rows or 0, log)
-        )
+        result.files.append(_clean_file(store, dataset, day, entry, log))
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _clean_file(
-    store: LakeStore,
-    dataset: Dataset,
-    day: date,
-    archive_key: str,
-    source_name: str,
-    rows_archived: int,
-    log: logging.Logger,
-) -> CleanFile:
+def _clean_file(store: LakeStore, dataset: Dataset, day: date, entry: LedgerEntry, log: logging.Logger) -> CleanFile:
+    assert entry.destination_key is not None
+    archive_key, source_name, rows_archived = entry.destination_key, entry.source_name, entry.rows or 0
     file_format = detect_format(source_name)
     assert file_format is not None, f"archived file {archive_key} has no accepted extension"
     stats = FileStats()
-    clean_key = layout.clean_prefix(dataset.name, day) + layout.parquet_name(source_name)
-    quarantine_key = layout.quarantine_prefix(dataset.name, day) + layout.parquet_name(source_name)
+    clean_key = layout.clean_prefix(dataset.name, day) + clean_file_name(entry)
+    quarantine_key = layout.quarantine_prefix(dataset.name, day) + clean_file_name(entry)
     with scratch_dir() as folder:
         (path,) = fetch_many(store, [archive_key], folder)
         batches = StringBatches(path, file_format)
@@ -125,7 +143,7 @@ def _clean_file(
         clean_path, quarantine_path = folder / "clean.parquet", folder / "quarantine.parquet"
         quarantine_writer: pq.ParquetWriter | None = None
         started = time.perf_counter()
-        with pq.ParquetWriter(clean_path, versioned_schema(dataset), compression=PARQUET_COMPRESSION) as writer:
+        with pq.ParquetWriter(clean_path, versioned_schema(dataset, entry), compression=PARQUET_COMPRESSION) as writer:
             logged = 0
             for batch_result in evaluate_stream(evaluator, batches):
                 stats.add(batch_result)
@@ -134,7 +152,9 @@ def _clean_file(
                 if batch_result.quarantine.num_rows:
                     if quarantine_writer is None:
                         quarantine_writer = pq.ParquetWriter(
-                            quarantine_path, QUARANTINE_SCHEMA, compression=PARQUET_COMPRESSION
+                            quarantine_path,
+                            QUARANTINE_SCHEMA.with_metadata({**(QUARANTINE_SCHEMA.metadata or {}), **_lineage(entry)}),
+                            compression=PARQUET_COMPRESSION,
                         )
                     quarantine_writer.write_table(batch_result.quarantine)
                 if stats.rows - logged >= PROGRESS_EVERY_ROWS:
@@ -147,7 +167,8 @@ def _clean_file(
         store.put_file(clean_key, clean_path)
         if quarantine_writer is not None:
             store.put_file(quarantine_key, quarantine_path)
-    return CleanFile(archive_key, clean_key, quarantine_key if quarantine_writer else None, rows_archived, stats)
+    quarantined = quarantine_key if quarantine_writer else None
+    return CleanFile(archive_key, clean_key, quarantined, rows_archived, stats, source_name)
 
 
 def read_clean(store: LakeStore, dataset: Dataset, day: date) -> pa.Table:
