@@ -169,9 +169,8 @@ def test_dropped_files_settle_every_zone_and_late_files_rerun_only_their_days(dr
 
     # Every zone of every day is up to date, with no manual step.
     assert not list(store.list("raw/")), "every raw object was moved by a sensor-launched run"
-    (unknown,) = Ledger(store).entries("_unroutable")
-    assert (unknown.raw_key, unknown.outcome) == ("raw/billing/2024-01-02/invoices.csv", "rejected"), (
-        "an unknown dataset is rejected by the sensor's run")
+    (unknown,) = [e for e in Ledger(store).entries("_unroutable") if e.raw_key == "raw/billing/2024-01-02/invoices.csv"]
+    assert unknown.outcome == "rejected", "an unknown dataset is rejected by the sensor's run"
     assert store.head(str(unknown.report_key)) is not None
     for day in days:
         for name, dataset in DATASETS.items():

@@ -121,8 +121,15 @@ def test_a_failed_blocking_clean_check_keeps_staging_from_building(pipeline: Pip
     assert not accounting.passed and accounting.severity == dg.AssetCheckSeverity.ERROR and accounting.blocking
     assert accounting.metadata["rows_unaccounted"].value == 1
     assert accounting.metadata["mismatched_files"].value == [
-        {"source_name": "hour-11.csv", "archive_key": key, "clean_file": f"hour-11.csv-{'a' * 24}.parquet",
-         "archived": 25, "clean": 24, "quarantined": 0, "cause": "archived 25 rows, clean 24 + quarantined 0"}
+        {
+            "source_name": "hour-11.csv",
+            "archive_key": key,
+            "clean_file": f"hour-11.csv-{'a' * 24}.parquet",
+            "archived": 25,
+            "clean": 24,
+            "quarantined": 0,
+            "cause": "archived 25 rows, clean 24 + quarantined 0",
+        }
     ]
     assert "hour-11.csv: archived 25 rows, clean 24 + quarantined 0" in str(accounting.description)
     assert materialized(result, "clean/activity_logs"), "clean is written; its checks say it must not be used"

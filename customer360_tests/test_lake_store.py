@@ -88,8 +88,17 @@ def test_missing_keys(lake: LakeStore, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad_key", ["", "/raw/x.csv", "raw//x.csv", "raw/../x.csv", "raw/x/", "raw/a\\b.csv", "raw/" + "x" * 256,
-                ".customer360/tmp/x"],
+    "bad_key",
+    [
+        "",
+        "/raw/x.csv",
+        "raw//x.csv",
+        "raw/../x.csv",
+        "raw/x/",
+        "raw/a\\b.csv",
+        "raw/" + "x" * 256,
+        ".customer360/tmp/x",
+    ],
 )
 def test_keys_only_one_backend_could_store_are_rejected(lake: LakeStore, bad_key: str) -> None:
     with pytest.raises(ValueError, match="invalid lake key"):

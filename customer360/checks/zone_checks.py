@@ -381,9 +381,9 @@ def _row_accounting(
     }
     if mismatches:
         metadata["mismatched_files"] = mismatches[:20]
-        causes = "; ".join(
-            f"{m.get('source_name', m['clean_file'])!s}: {m['cause']}" for m in mismatches[:3]
-        ) + ("; ..." if len(mismatches) > 3 else "")
+        causes = "; ".join(f"{m.get('source_name', m['clean_file'])!s}: {m['cause']}" for m in mismatches[:3]) + (
+            "; ..." if len(mismatches) > 3 else ""
+        )
         return CheckOutcome(
             ROW_ACCOUNTING,
             False,

@@ -191,8 +191,7 @@ def move_isolated(
             run.errors[info.key] = f"{type(error).__name__}: {error}"
             return
     if outcome is MOVED_ELSEWHERE:
-        log.info("%r left raw/ while this run held it: another gate run moved it (its ledger entry says so)",
-                 info.key)
+        log.info("%r left raw/ while this run held it: another gate run moved it (its ledger entry says so)", info.key)
         run.moved_by_another_run.append(info.key)
         return
     assert isinstance(outcome, FileOutcome)
@@ -253,7 +252,7 @@ def _vanished(ledgers: DayLedgers, info: ObjectInfo, dataset_name: str, day: dat
             outcome=VANISHED,
             destination_key=None,
             reasons=(VANISHED,),
-            details={"message": "listed in raw/, then gone before the gate could read it (deleted upstream)"},
+            details={"message": "listed in raw/, then gone before the gate could move it (deleted upstream)"},
         )
     )
     return _file_outcome(info.key, entry)
@@ -377,8 +376,9 @@ def admit(
         return _file_outcome(info.key, recorded, _delete_admitted(store, info.key, source.etag), verdict.bad_rows)
 
 
-def _file_outcome(raw_key: str, entry: LedgerEntry, deleted: DeleteOutcome | None = None, bad_rows: int | None = None
-                  ) -> FileOutcome:
+def _file_outcome(
+    raw_key: str, entry: LedgerEntry, deleted: DeleteOutcome | None = None, bad_rows: int | None = None
+) -> FileOutcome:
     left = None
     if deleted is DeleteOutcome.CHANGED:
         left = "a newer version replaced it in raw/ while the gate held it: left there for the next run"

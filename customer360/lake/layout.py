@@ -115,7 +115,7 @@ def safe_name(name: str, max_bytes: int = MAX_NAME_BYTES) -> str:
     """
     escaped = "".join(c if c.isprintable() and c not in "/\\%" else _percent(c) for c in name)
     if escaped in ("", ".", ".."):
-        escaped = escaped.replace(".", "%2E") or "%00-empty"
+        escaped = escaped.replace(".", "%2E") or "(empty name)"
     return bounded_name(escaped, max_bytes, original=name)
 
 

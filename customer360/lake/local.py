@@ -23,6 +23,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -61,6 +62,8 @@ _UPSTREAM_ZONE = "raw/"
 # Opening a raw file: never follow a link, never wait for a writer (a FIFO opens at once and is refused).
 _SNAPSHOT_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+# A scratch folder untouched this long belongs to a run that was killed (no gate holds a file for a day).
+_STALE_SCRATCH_SECONDS = 24 * 3600
 
 
 class LocalLakeStore(LakeStoreBase):
@@ -203,7 +206,9 @@ class LocalLakeStore(LakeStoreBase):
     @contextlib.contextmanager
     def scratch_dir(self) -> Iterator[Path]:
         """A temp folder inside the lake's private folder: on the lake's filesystem, so publishing is a link."""
-        folder = Path(tempfile.mkdtemp(prefix="scratch-", dir=self._private("scratch")))
+        parent = self._private("scratch")
+        _remove_stale(parent, _STALE_SCRATCH_SECONDS)  # what a killed run left behind (snapshots can be big)
+        folder = Path(tempfile.mkdtemp(prefix="scratch-", dir=parent))
         try:
             yield folder
         finally:
@@ -468,6 +473,15 @@ def _after(key: str, start_after: str | None) -> bool:
 def _is_upstream_entry(key: str) -> bool:
     """A key inside a raw day's folder or deeper (``raw/<dataset>/<day>/<name>``): where files belong."""
     return key.startswith(_UPSTREAM_ZONE) and key.count("/") >= 3
+
+
+def _remove_stale(folder: Path, seconds: float) -> None:
+    cutoff = time.time() - seconds
+    with contextlib.suppress(OSError), os.scandir(folder) as it:
+        for entry in it:
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _is_empty_dir(path: Path) -> bool:

@@ -103,6 +103,7 @@ def make_s3_client(
 class LakeRequestError(OSError):
     """An S3 request failed in a way the pipeline does not handle itself: says what, where and which endpoint."""
 
+
 _PAGE_SIZE = 1000  # S3's maximum for both ListObjectsV2 and DeleteObjects
 _READ_BUFFER = 1024 * 1024
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -250,8 +251,9 @@ class S3LakeStore(LakeStoreBase):
             shutil.copyfileobj(body, target, _READ_BUFFER)
             written = target.tell()
         if written != size:
-            raise LakeRequestError(f"S3 GET of s3://{self.bucket}/{self._full(key)} at {self.endpoint} "
-                                   f"returned {written} of {size} bytes")
+            raise LakeRequestError(
+                f"S3 GET of s3://{self.bucket}/{self._full(key)} at {self.endpoint} returned {written} of {size} bytes"
+            )
         return ObjectInfo(
             key=key, size=size, etag=_etag(response.get("ETag")), last_modified=_utc(response.get("LastModified"))
         )

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
+import uuid
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 DAY = date(2024, 1, 1)
 
@@ -182,7 +185,18 @@ CASES: tuple[Case, ...] = (
          ("unsafe_key",), s3_only=True),
     Case("empty_segment", "raw/customers//2024-01-01/crm.csv", GOOD_CUSTOMERS.encode(), ("unsafe_key",), s3_only=True),
     Case("dot_segment", _raw("plans", "./catalog.csv"), plans_csv().encode(), ("unsafe_key",), s3_only=True),
+    # -- names the lake cannot store (issue 12, items 8 and 9): rejected under a safe, bounded key
+    Case("backslash_in_name", _raw("customers", "crm\\copy.csv"), GOOD_CUSTOMERS.encode(), ("unsafe_key",)),
+    Case("name_too_long", _raw("customers", "crm-" + "x" * 300 + ".csv"), GOOD_CUSTOMERS.encode(),
+         ("name_too_long",), s3_only=True),
+    Case("folder_marker_holding_data", _raw("customers", "crm.csv/"), GOOD_CUSTOMERS.encode(), ("unsafe_key",),
+         s3_only=True),
+    Case("long_name_of_a_bad_file", _raw("customers", "r" * 246 + ".csv"), b"\n\n", ("no_header",)),
+    Case("report_suffix_name", _raw("customers", "crm.csv.report.json"), b"{}", ("unsupported_extension",)),
     # -- awkward but valid: must be archived, bytes and all
+    # (content of their own: the same bytes as a file already current would be a duplicate, not archived)
+    Case("tmp_prefixed_name", _raw("customers", ".tmp-crm.csv"), customers_csv(6).encode(), ()),
+    Case("name_of_250_characters", _raw("customers", "c" * 246 + ".csv"), customers_csv(7).encode(), ()),
     _customers("utf8_bom", "\ufeff" + GOOD_CUSTOMERS),
     _customers("crlf_line_ends", GOOD_CUSTOMERS.replace("\n", "\r\n")),
     Case("quoted_newline_and_comma", _raw("plans", "catalog-multiline.csv"),
@@ -192,6 +206,26 @@ CASES: tuple[Case, ...] = (
     Case("formula_injection", _raw("plans", "catalog-formula.csv"),
          plans_csv(2, extra=[plan_row(7, name='"' + FORMULA.replace('"', '""') + '"')]).encode(), ()),
 )
+
+def land(store: object, key: str, data: bytes) -> None:
+    """Put ``data`` under ``key`` the way an upstream system would, not through our store's key checks.
+
+    S3: a plain PutObject (any key S3 takes). A local folder: a file written beside and renamed into place
+    (what a careful upstream writer does), creating the folders on the way.
+    """
+    from customer360.lake.local import LocalLakeStore
+    from customer360.lake.s3 import S3LakeStore
+
+    if isinstance(store, S3LakeStore):
+        store.client.put_object(Bucket=store.bucket, Key=store._base + key, Body=data)
+        return
+    assert isinstance(store, LocalLakeStore)
+    path = Path(store.root, *key.split("/"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.parent.parent / f".upstream-{uuid.uuid4().hex}"
+    staging.write_bytes(data)
+    os.replace(staging, path)
+
 
 REJECTED_CASES = tuple(c for c in CASES if c.reasons)
 ACCEPTED_CASES = tuple(c for c in CASES if not c.reasons)
