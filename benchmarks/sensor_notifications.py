@@ -1,6 +1,6 @@
 """Benchmark: pickup latency and tick time of the raw sensor, listing only vs S3 notifications + listing.
 
-    python benchmarks/sensor_notifications.py [--objects 100000] [--new 100] [--minutes 75]
+    python benchmarks/sensor_notifications.py [--objects 100000] [--new 100] [--minutes 75] [--mode both]
 
 One moto server (S3 + SQS), one bucket seeded with ``--objects`` objects of history (half archive/, half raw/
 days outside the look-back window, through moto's in-process backend: setup, not what is measured). Then, for
@@ -48,6 +48,7 @@ def main() -> int:
     parser.add_argument("--objects", type=int, default=100_000)
     parser.add_argument("--new", type=int, default=100)
     parser.add_argument("--minutes", type=int, default=75, help="virtual minutes simulated per mode")
+    parser.add_argument("--mode", choices=["both", "listing", "notifications"], default="both")
     args = parser.parse_args()
     os.environ.update(
         {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -125,6 +126,8 @@ def main() -> int:
         f"{args.minutes} virtual minutes\n"
     )
     for label, (settings, queue) in modes.items():
+        if args.mode != "both" and (queue is None) != (args.mode == "listing"):
+            continue
         if queue is not None:  # notifications are configured only now, after the listing-only mode
             queue = dataclasses.replace(queue, queue_url=notify_queue())
         sensor = build_raw_sensor(
