@@ -107,10 +107,15 @@ def _ledger(args: argparse.Namespace) -> int:
         reasons = f"  [{', '.join(e.reasons)}]" if e.reasons else ""
         print(
             f"{e.first_seen[:26]:<27} {e.dataset:<14} {e.partition or '-':<10} {e.outcome:<9} "
-            f"{e.rows if e.rows is not None else '-':>8}  {e.raw_key} -> {e.destination_key}{reasons}"
+            # A local file name need not be UTF-8: its stray bytes are shown escaped rather than crash the print.
+            f"{e.rows if e.rows is not None else '-':>8}  {_printable(e.raw_key)} -> {e.destination_key}{reasons}"
         )
     print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
     return 0
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _quarantine(args: argparse.Namespace) -> int:

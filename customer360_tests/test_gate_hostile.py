@@ -379,7 +379,7 @@ def test_item8_a_fifo_in_raw_never_blocks_the_gate(local_lake: LocalLakeStore) -
 
 
 def test_item9_a_local_name_that_is_not_utf8_leaves_raw_with_its_bytes_in_the_report(
-    local_lake: LocalLakeStore,
+    local_lake: LocalLakeStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     day = local_lake.root / "raw" / "customers" / DAY.isoformat()
     day.mkdir(parents=True)
@@ -394,6 +394,10 @@ def test_item9_a_local_name_that_is_not_utf8_leaves_raw_with_its_bytes_in_the_re
     report = json.loads(local_lake.read_bytes(str(entry.report_key)))
     assert report["source_key"].encode("utf-8", "surrogateescape").endswith(b"crm-\xff.csv")
     assert not day.exists()
+    monkeypatch.setenv("CUSTOMER360_LAKE", local_lake.uri)
+    capsys.readouterr()
+    assert main(["ledger", "--outcome", "rejected"]) == 0, "the ledger CLI prints it (escaped)"
+    assert "crm-\\udcff.csv" in capsys.readouterr().out
 
 
 def _odd_keys(lake: LakeStore) -> list[str]:
