@@ -274,3 +274,26 @@ def test_a_hostile_file_is_rejected_with_every_bad_row_counted_per_rule(lake: La
     (failed,) = report["failed_checks"]
     assert failed["count"] == 800
     assert failed["samples"][0] == {"line": 2, "rule": "type", "column": "event_ts", "value": "2024-13-01T10:00:00Z"}
+
+
+def test_unique_in_file_spans_batches_and_ignores_blank_keys() -> None:
+    """A key seen in an earlier batch is a repeat; a blank key is 'required', never a repeat of another blank."""
+    customers = DATASETS["customers"]
+    from customer360_tests.test_standardize import valid_row
+
+    evaluator = ContractEvaluator(customers, list(valid_row(customers)), "crm.csv", DAY)
+    verdicts = []
+    for first_line, ids in (
+        (2, ["0001-AAAAA", "", "0001-AAAAA", "0002-AAAAA"]),
+        (6, ["0002-AAAAA", "0003-AAAAA", " ", "0003-AAAAA"]),
+    ):
+        rows = [{**valid_row(customers), "customerID": i} for i in ids]
+        quarantine = evaluator.evaluate(batch_of(rows), first_line).quarantine
+        verdicts += list(zip(quarantine["_source_line"].to_pylist(), quarantine["rule"].to_pylist(), strict=True))
+    assert verdicts == [
+        (3, "required"),
+        (4, "unique_in_file"),
+        (6, "unique_in_file"),
+        (8, "required"),
+        (9, "unique_in_file"),
+    ]

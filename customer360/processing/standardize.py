@@ -254,12 +254,13 @@ class ContractEvaluator:
         if value.null_count == rows:
             return Violation("unique_in_file", contract_field.name, _all(rows, False))
         encoded = pc.dictionary_encode(value)
-        codes = encoded.indices.to_numpy(zero_copy_only=False)
+        # A null value has a null code (never a repeat); 0 stands in for it and is masked out below.
+        codes = pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False)
         distinct = encoded.dictionary.to_pylist()
         present = np.flatnonzero(pc.is_valid(value).to_numpy(zero_copy_only=False))
-        repeated = np.ones(rows, dtype=bool)
+        repeated = np.zeros(rows, dtype=bool)
+        repeated[present] = True
         repeated[present[np.unique(codes[present], return_index=True)[1]]] = False
-        repeated[pc.is_null(value).to_numpy(zero_copy_only=False)] = False
         earlier = seen.intersection(distinct)
         seen.update(distinct)
         if earlier:
