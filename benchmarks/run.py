@@ -255,20 +255,24 @@ class Run:
 
 
 def run_child(task: str, *args: str) -> Run:
-    """Wall seconds, peak RSS and the JSON result of one task in a fresh process."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--child", task, *args],
-        stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        cwd=ROOT,
-    )
-    assert process.stdout is not None
-    output = process.stdout.read()
-    status = process.wait()
-    seconds = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"{task} {args} failed (status {status})")
+    """Wall seconds, peak RSS and the JSON result of one task in a fresh process (its log kept aside)."""
+    with tempfile.TemporaryFile() as log:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, __file__, "--child", task, *args],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            cwd=ROOT,
+        )
+        assert process.stdout is not None
+        output = process.stdout.read()
+        status = process.wait()
+        seconds = time.perf_counter() - started
+        if status != 0:
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace")[-5000:])
+            raise SystemExit(f"{task} {args} failed (status {status})")
     result = json.loads(output.decode().strip().splitlines()[-1])
     return Run(seconds, float(result.pop("_peak_rss_mb")), result)
 

@@ -474,16 +474,30 @@ def typed_values(value: pa.Array, contract_field: Field) -> Typed:
 
 
 def _int64_impossible(values: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """Integers of the right shape beyond the int64 range (compared as digit strings), and the values
-    normalized for the cast (sign and significant digits: Arrow refuses a leading ``+``)."""
-    negative = pc.fill_null(pc.starts_with(values, "-"), False)
-    digits = pc.replace_substring_regex(values, r"^[+-]?0*", "")
-    length = pc.binary_length(digits)
-    limit = pc.if_else(negative, pa.scalar(_INT64_MIN_DIGITS), pa.scalar(_INT64_MAX_DIGITS))
-    fits = pc.or_(pc.less(length, 19), pc.and_(pc.equal(length, 19), pc.less_equal(digits, limit)))
-    sign = pc.if_else(negative, pa.scalar("-"), pa.scalar(""))
-    normalized = pc.binary_join_element_wise(sign, pc.if_else(pc.equal(length, 0), pa.scalar("0"), digits), "")
-    return _false_where(fits), normalized
+    """Integers of the right shape beyond the int64 range, and the values normalized for the cast.
+
+    Only a value of 19 characters or more can overflow: those few are compared as digit strings (sign
+    and leading zeros dropped) with the int64 bounds, never parsed. A leading ``+`` (which Arrow's cast
+    refuses) is dropped from the values that carry one.
+    """
+    rows = len(values)
+    impossible = _all(rows, False)
+    long = pc.fill_null(pc.greater_equal(pc.binary_length(values), 19), False)
+    if long.true_count:
+        where = pc.indices_nonzero(long)
+        subset = pc.take(values, where)
+        negative = pc.starts_with(subset, "-")
+        digits = pc.replace_substring_regex(subset, r"^[+-]?0*", "")
+        length = pc.binary_length(digits)
+        limit = pc.if_else(negative, pa.scalar(_INT64_MIN_DIGITS), pa.scalar(_INT64_MAX_DIGITS))
+        fits = pc.or_(pc.less(length, 19), pc.and_(pc.equal(length, 19), pc.less_equal(digits, limit)))
+        mask = np.zeros(rows, dtype=bool)
+        mask[where.to_numpy()[~fits.to_numpy(zero_copy_only=False)]] = True
+        impossible = pa.array(mask)
+    plus = pc.fill_null(pc.starts_with(values, "+"), False)
+    if plus.true_count:
+        values = pc.if_else(plus, pc.utf8_slice_codeunits(values, 1), values)
+    return impossible, values
 
 
 def _calendar_impossible(values: pa.Array, *, with_time: bool) -> pa.Array:
@@ -620,7 +634,7 @@ def _false_where(matches: pa.Array) -> pa.Array:
 
 
 def _all(rows: int, value: bool) -> pa.Array:
-    return pa.array([value] * rows, pa.bool_()) if rows < 64 else pc.cast(pa.repeat(value, rows), pa.bool_())
+    return pa.repeat(pa.scalar(value, pa.bool_()), rows)
 
 
 def _any(violations: list[Violation], rows: int) -> pa.Array:
