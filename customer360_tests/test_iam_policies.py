@@ -17,7 +17,8 @@ What moto's IAM emulation cannot enforce (moto 5.2, ``moto/iam/access_control.py
 deploy/production/README.md): it evaluates the Action and Resource of identity policies (inline and attached,
 users and assumed roles) and explicit Deny, but **ignores Condition blocks** (only ``StringEquals`` is
 implemented and it is skipped when the request carries no context values, which moto never supplies for S3):
-``s3:if-none-match`` (create-only), ``s3:prefix`` (listing scoped to zones) and ``aws:PrincipalArn`` /
+``s3:if-none-match`` (create-only), ``s3:if-match`` (raw deletes of the admitted version only), ``s3:prefix``
+(listing scoped to zones) and ``aws:PrincipalArn`` /
 ``aws:SecureTransport`` are not checked, so a conditional Allow acts as unconditional there. Bucket policies
 are evaluated for object GET/PUT/DELETE (``moto/s3/responses.py``), also without their conditions; every
 statement of ``bucket-policy.json`` is conditional (all principals but the break-glass role; PUTs without
@@ -283,3 +284,43 @@ def test_the_bucket_policy_spares_only_the_break_glass_role() -> None:
     # The break-glass role's own policy is what can erase (e.g. a GDPR erasure of an archived file).
     erase = json.loads((POLICIES / "break-glass-policy.json").read_text())["Statement"][0]
     assert {"s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"} <= set(erase["Action"])
+
+
+def _allows(policy: dict, action: str, key: str) -> list[dict]:
+    """The Allow statements of ``policy`` granting ``action`` on ``key`` of the bucket (IAM wildcard match)."""
+    import fnmatch
+
+    arn = f"arn:aws:s3:::{BUCKET}/{key}"
+    found = []
+    for statement in policy["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if statement["Effect"] == "Allow" and action in actions and any(fnmatch.fnmatchcase(arn, r) for r in resources):
+            found.append(statement)
+    return found
+
+
+def test_the_pipeline_policy_conditions_moto_cannot_enforce() -> None:
+    """What AWS enforces and moto cannot (module docstring): the grants carry the conditions the code satisfies."""
+    policy = json.loads((POLICIES / "pipeline-policy.json").read_text())
+    create_only = {"Null": {"s3:if-none-match": "false"}}
+    for key in (
+        "archive/customers/2024-01-01/crm.csv",
+        "rejected/customers/2024-01-01/0a1b/crm.csv",
+        "rejected/customers/2024-01-01/0a1b/crm.csv.report.json",
+        "ledger/customers/dt=2024-01-01/0a1b.json",
+        "alerts/sent/0a1b.json",
+    ):
+        grants = _allows(policy, "s3:PutObject", key)
+        assert grants and all(g.get("Condition") == create_only for g in grants), key
+    assert [g.get("Condition") for g in _allows(policy, "s3:DeleteObject", "raw/customers/2024-01-01/crm.csv")] == [
+        {"Null": {"s3:if-match": "false"}}
+    ], "raw objects are deleted only as the version the gate admitted"
+    for key in (
+        "clean/customers/dt=2024-01-01/x.parquet",
+        "staging/activity/dt=2024-01-01/part-00000.parquet",
+        "rejected/customers/rows/dt=2024-01-01/x.parquet",
+    ):
+        assert _allows(policy, "s3:PutObject", key) and _allows(policy, "s3:DeleteObject", key), key
+    for key in ("archive/customers/2024-01-01/crm.csv", "ledger/customers/dt=2024-01-01/0a1b.json"):
+        assert not _allows(policy, "s3:DeleteObject", key), key
