@@ -3,8 +3,8 @@
     python benchmarks/backfill.py [--days 365] [--sqlite]
 
 Generates ``--days`` days of small demo data into a fresh local lake, then runs the pipeline job once per
-day, in order (one partition per run, the backfill policy every asset uses so that per-partition check
-results are recorded), with a real Dagster instance. Prints the total wall time and the per-partition
+day, in order (one partition per run: what ``customer360 replay`` and the demo do), with a real Dagster
+instance. Prints the total wall time and the per-partition
 overhead: the run's wall time minus the time the zone steps themselves reported.
 """
 

@@ -17,6 +17,12 @@ the work is the lake itself:
   a missing clean partition of its own dataset (no file that day: the snapshot carries the previous
   day forward) nor for a missing previous snapshot of a day without files (the staging step rebuilds
   from history then); blocking asset checks on the dependencies passed.
+* **the mart's usage window**: a mart day reads 30 days of activity but depends, for Dagster, only on the
+  same day's activity. A window dependency (``TimeWindowPartitionMapping`` over 30 days) made every
+  backfill launched from the UI's dialog (``assetSelection`` + ``partitionNames``) add the 29 following
+  mart days, days with no data among them; so the window is a trigger here instead: a mart day that
+  exists and is older than the latest load of an activity day of its window re-runs (``NewerInWindow``,
+  evaluated in the code location: the sensor has ``use_user_code_server=True``).
 
 The conditions are applied in ``definitions.py`` with ``dg.map_asset_specs`` so the zone factories stay
 free of scheduling policy; the automation condition sensor that evaluates them runs by default.
@@ -24,14 +30,20 @@ free of scheduling policy; the automation condition sensor that evaluates them r
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from datetime import date, timedelta
+
 import dagster as dg
 
-from customer360.contracts import DATASETS
+from customer360.contracts import ACTIVITY_LOGS, DATASETS
+from customer360.warehouse.mart import WINDOW_DAYS
 
 AUTOMATION_SENSOR_NAME = "customer360_automation"
 AUTOMATED_GROUPS = ("clean", "staging", "warehouse", "mart")
 RELAXED_GROUPS = ("staging", "mart")
 DEFAULT_AUTOMATION_INTERVAL_SECONDS = 30
+AUTOMATION_INTERVAL_ENV = "CUSTOMER360_AUTOMATION_INTERVAL_SECONDS"
 
 
 def archive_keys() -> list[dg.AssetKey]:
@@ -78,12 +90,63 @@ def _blocking_checks_failed() -> dg.AutomationCondition:
     )
 
 
-def downstream_condition(*, relaxed: bool = False) -> dg.AutomationCondition:
+@dataclass(frozen=True)
+class NewerInWindow(dg.AutomationCondition):
+    """Days of this asset that exist and are older than the latest materialization of a day of ``dep``
+    in their trailing window (the ``window_days - 1`` days before them; the same day is an ordinary
+    dependency). A custom condition, so it is evaluated in the code location, not in the daemon.
+    """
+
+    dep: dg.AssetKey
+    window_days: int
+
+    @property
+    def name(self) -> str:
+        return "newer_in_window"
+
+    @property
+    def description(self) -> str:
+        return f"{self.dep.to_user_string()} of the {self.window_days - 1} days before was loaded after this day"
+
+    @property
+    def requires_cursor(self) -> bool:
+        return False
+
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:  # type: ignore[override]
+        from dagster._core.events import DagsterEventType  # the storage query below takes Dagster's enum
+
+        storage = context.asset_graph_view.instance.event_log_storage
+        materialized = DagsterEventType.ASSET_MATERIALIZATION
+        dep_latest = storage.get_latest_storage_id_by_partition(self.dep, materialized)
+        own_latest = storage.get_latest_storage_id_by_partition(context.key, materialized)  # type: ignore[arg-type]
+        stale = set()
+        for dep_day, dep_storage_id in dep_latest.items():
+            first = date.fromisoformat(dep_day)
+            for offset in range(1, self.window_days):
+                day = (first + timedelta(days=offset)).isoformat()
+                if own_latest.get(day, dep_storage_id) < dep_storage_id:  # a missing day is not stale: missing
+                    stale.add(day)
+        return dg.AutomationResult(
+            context=context, true_subset=context.candidate_subset.compute_intersection_with_partition_keys(stale)
+        )
+
+
+MART_GROUP = "mart"
+
+
+def _mart_window_trigger() -> dg.AutomationCondition:
+    activity = dg.AssetKey(["warehouse", ACTIVITY_LOGS.staging_name])
+    return NewerInWindow(activity, WINDOW_DAYS) & ~dg.AutomationCondition.execution_failed()
+
+
+def downstream_condition(*, relaxed: bool = False, windowed: bool = False) -> dg.AutomationCondition:
     """The condition for a clean, staging, warehouse or mart asset (see the module docstring)."""
     # ``missing()`` rather than ``newly_missing()``: a day whose gate ran before this sensor's first evaluation
     # (daemon just started) is still picked up; a failed run is not retried every tick, only on new input.
     retry_missing = dg.AutomationCondition.missing() & ~dg.AutomationCondition.execution_failed()
     trigger = dg.AutomationCondition.any_deps_updated() | retry_missing
+    if windowed:
+        trigger = trigger | _mart_window_trigger()
     return (
         trigger.since_last_handled()
         & day_has_files()
@@ -98,7 +161,7 @@ def condition_for(spec: dg.AssetSpec) -> dg.AutomationCondition | None:
     """The automation condition an asset spec gets, or None for zones the raw sensor drives."""
     if spec.group_name not in AUTOMATED_GROUPS:
         return None
-    return downstream_condition(relaxed=spec.group_name in RELAXED_GROUPS)
+    return downstream_condition(relaxed=spec.group_name in RELAXED_GROUPS, windowed=spec.group_name == MART_GROUP)
 
 
 def with_automation(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
@@ -111,11 +174,12 @@ def with_automation(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefiniti
     return dg.map_asset_specs(apply, assets)
 
 
-# One run per day for every daily asset, in backfills and anywhere else a range is requested (see README,
-# "Backfills and replay"): Dagster 1.13 records partitioned asset-check results only for single-partition
-# runs, and every step is a per-day rewrite anyway. The same policy on every asset also keeps Dagster from
-# warning that a job "materializes assets with varying BackfillPolicies".
-DAILY_BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+# One run per *range* of days for every daily asset, wherever a range is requested (a backfill from the UI or
+# the CLI, an automation tick that wants several days): the step walks the days in order and records each
+# day's materialization and check results on its own (customer360.assets.days), so nothing is lost by
+# ranging, and a week costs a few runs instead of one per asset and day. One policy for all also keeps
+# Dagster from warning that a job "materializes assets with varying BackfillPolicies".
+DAILY_BACKFILL_POLICY = dg.BackfillPolicy.single_run()
 
 
 def with_backfill_policy(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
@@ -126,20 +190,24 @@ def with_backfill_policy(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDef
     ``load_assets_from_modules(backfill_policy=...)`` applies it with.
     """
     return [
-        a.with_attributes(backfill_policy=DAILY_BACKFILL_POLICY) if a.partitions_def is not None else a
-        for a in assets
+        a.with_attributes(backfill_policy=DAILY_BACKFILL_POLICY) if a.partitions_def is not None else a for a in assets
     ]
 
 
-def build_automation_sensor(
-    minimum_interval_seconds: int = DEFAULT_AUTOMATION_INTERVAL_SECONDS,
-) -> dg.AutomationConditionSensorDefinition:
-    """Evaluates the conditions above; RUNNING by default so ``dagster dev`` moves the pipeline by itself."""
+def build_automation_sensor(minimum_interval_seconds: int | None = None) -> dg.AutomationConditionSensorDefinition:
+    """Evaluates the conditions above; RUNNING by default so ``dagster dev`` moves the pipeline by itself.
+
+    The interval defaults to ``CUSTOMER360_AUTOMATION_INTERVAL_SECONDS`` (else 30 s).
+    """
+    if minimum_interval_seconds is None:
+        configured = os.environ.get(AUTOMATION_INTERVAL_ENV, "").strip()
+        minimum_interval_seconds = int(configured) if configured else DEFAULT_AUTOMATION_INTERVAL_SECONDS
     return dg.AutomationConditionSensorDefinition(
         AUTOMATION_SENSOR_NAME,
         target=dg.AssetSelection.groups(*AUTOMATED_GROUPS),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=minimum_interval_seconds,
+        use_user_code_server=True,  # NewerInWindow is Python of this code location
         description="Re-materializes clean, staging and warehouse days whose inputs changed, any day, not "
         "only the latest (late files), bounded to days with files.",
     )

@@ -2,17 +2,16 @@
 
 ``customer360 backfill --start 2024-01-01 --end 2024-12-31`` records an *asset* backfill in the instance
 (``DAGSTER_HOME``); the daemon's backfill loop then runs it exactly like one launched from the UI's
-backfill dialog: one run per day (every asset's policy is ``BackfillPolicy.multi_run(1)``, see
-``customer360.automation``), each day only after the partitions it depends on (a customers snapshot
-after the previous day's), each run recording that day's asset check results.
+backfill dialog: one run per range of days and group of assets that can run together (every daily
+asset's policy is ``BackfillPolicy.single_run()``, see ``customer360.automation``), each after the
+assets it depends on, each step walking its days in order and recording every day's materialization
+and check results (``customer360.assets.days``).
 
 Why not the alternatives Dagster 1.13 offers:
 
-* ``dagster asset materialize --partition-range`` runs a range in *one* run and therefore refuses any
-  asset without ``BackfillPolicy.single_run()``. A single-run policy would lose per-day check results
-  (recorded only for single-partition runs) and make a year one giant run.
-* ``dagster job backfill`` creates a *job* backfill: every day's run is submitted at once, and with
-  ``max_concurrent_runs: 4`` the snapshot of day N can run before day N-1's is written.
+* ``dagster asset materialize --partition-range`` runs the range in one run, in this process, with no
+  daemon: fine for a few days, and it works now that every asset's policy is single-run; it is not recorded
+  as a backfill (no backfill page in the UI, no per-asset progress).
 * the GraphQL mutation ``launchPartitionBackfill`` (what the UI calls) needs a running webserver, and
   ``DagsterGraphQLClient`` has no method for it. Its resolver does what ``submit_backfill`` does below:
   ``PartitionBackfill.from_partitions_by_assets`` then ``instance.add_backfill``.
@@ -34,9 +33,6 @@ if TYPE_CHECKING:  # what Definitions.resolve_asset_graph() returns; not exporte
     from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
 BACKFILL_SOURCE_TAG = "customer360/backfill"
-# Run config choosing the in-process side of Dagster's default ``multi_or_in_process_executor``: one process
-# per run instead of one per step, each of which imports the code location (see README for the figures).
-IN_PROCESS_RUN_CONFIG = {"execution": {"config": {"in_process": {}}}}
 
 
 class BackfillRequestError(ValueError):
@@ -45,7 +41,7 @@ class BackfillRequestError(ValueError):
 
 @dataclass(frozen=True)
 class BackfillPlan:
-    """What a backfill will materialize: these assets, for these days (one run per day)."""
+    """What a backfill will materialize: these assets, for these days."""
 
     asset_keys: list[dg.AssetKey]
     partitions: list[str]
@@ -90,16 +86,14 @@ def submit_backfill(
     asset_graph: AssetGraph,
     plan: BackfillPlan,
     tags: dict[str, str] | None = None,
-    *,
-    in_process: bool = False,
 ) -> str:
     """Record the backfill in the instance for the daemon to run; returns its id.
 
     The one place that uses Dagster internals (``dagster._core.execution.backfill``): there is no public
     Python API that submits an asset backfill in 1.13. This is the body of the GraphQL resolver behind
     the UI's backfill dialog (``create_and_launch_partition_backfill``), so the daemon cannot tell the two
-    apart; if a Dagster upgrade moves it, ``customer360_tests/test_backfill.py`` fails here. ``in_process``
-    runs each day's steps in the run's own process (``IN_PROCESS_RUN_CONFIG``).
+    apart; if a Dagster upgrade moves it, ``customer360_tests/test_backfill.py`` fails here. No run config:
+    the code location's executor already runs a run's steps in its one process.
     """
     from dagster._core.definitions.selector import (
         PartitionRangeSelector,
@@ -125,7 +119,7 @@ def submit_backfill(
         partitions_by_assets=[PartitionsByAssetSelector(asset_key=key, partitions=days) for key in plan.asset_keys],
         title=plan.title,
         description=None,
-        run_config=IN_PROCESS_RUN_CONFIG if in_process else None,
+        run_config=None,
     )
     instance.add_backfill(backfill)
     return backfill.backfill_id

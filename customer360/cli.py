@@ -154,7 +154,7 @@ def _backfill(args: argparse.Namespace) -> int:
     except BackfillRequestError as error:
         print(f"customer360 backfill: {error}", file=sys.stderr)
         return 2
-    print(f"{plan.title}: {len(plan.partitions)} day(s), one day per run")
+    print(f"{plan.title}: {len(plan.partitions)} day(s), each step walking the range in order")
     print("  assets: " + ", ".join(k.to_user_string() for k in plan.asset_keys))
     if plan.unpartitioned_skipped:
         print("  not daily, left out: " + ", ".join(k.to_user_string() for k in plan.unpartitioned_skipped))
@@ -163,7 +163,7 @@ def _backfill(args: argparse.Namespace) -> int:
         return 0
     instance = dg.DagsterInstance.get()  # DAGSTER_HOME: the instance the daemon serves
     try:
-        backfill_id = submit_backfill(instance, graph, plan, in_process=args.in_process)
+        backfill_id = submit_backfill(instance, graph, plan)
     finally:
         instance.dispose()
     print(
@@ -257,17 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine.set_defaults(run=_quarantine)
 
     backfill = commands.add_parser(
-        "backfill", help="replay a range of days: submit a backfill (one day per run) for the daemon to run"
+        "backfill", help="replay a range of days: submit a backfill (one run per range) for the daemon to run"
     )
     day_range(backfill)
     backfill.add_argument(
         "--select",
         help="assets in the UI's selection syntax, e.g. group:staging or key:clean/customers+ (default: all daily)",
-    )
-    backfill.add_argument(
-        "--in-process",
-        action="store_true",
-        help="run each day's steps in its run's process, not one process per step (much less overhead per day)",
     )
     backfill.add_argument("--dry-run", action="store_true", help="print what would be submitted; submit nothing")
     backfill.set_defaults(run=_backfill)

@@ -34,7 +34,7 @@ PIPELINE_JOB_NAME = "customer360_pipeline"
 def build_assets() -> list[dg.AssetsDefinition]:
     zone_assets = [factory(dataset) for dataset in DATASETS.values() for factory in ZONE_FACTORIES]
     # Clean, staging, warehouse and mart follow their inputs (customer360.automation); raw/gate are sensor-driven.
-    # Every daily asset: one run per day in a backfill (customer360.automation.DAILY_BACKFILL_POLICY).
+    # Every daily asset: one run per range of days (customer360.automation.DAILY_BACKFILL_POLICY).
     return with_backfill_policy(with_automation([*zone_assets, customer_360, unroutable_raw_files]))
 
 

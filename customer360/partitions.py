@@ -20,8 +20,3 @@ def start_date() -> date:
 
 
 daily_partitions = dg.DailyPartitionsDefinition(start_date=start_date().isoformat(), timezone="UTC", end_offset=1)
-
-
-def partition_day(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> date:
-    """The business date a run or check is about."""
-    return date.fromisoformat(context.partition_key)

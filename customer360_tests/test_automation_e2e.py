@@ -218,14 +218,9 @@ def test_dropped_files_settle_every_zone_and_late_files_rerun_only_their_days(dr
     for zone in ("staging/customers", "staging/activity", "warehouse/customers", "warehouse/activity",
                  "warehouse/customer_360"):
         expected |= {(zone, d) for d in later}
-    # Dagster 1.13 quirk: an asset whose op also runs its checks is an "execution set", and the evaluator
-    # maps a requested snapshot day through the asset's own previous-day dependency when it unions the set
-    # (AutomationConditionEvaluator._handle_execution_set), so the day before a requested snapshot day is
-    # requested too. That replay is idempotent; it must not reach any other day.
-    quirk = {(zone, days[0]) for zone in ("staging/customers", "staging/activity", "warehouse/customers",
-                                          "warehouse/activity", "warehouse/customer_360", "staging/plans",
-                                          "warehouse/plans")}
-    assert expected <= ran <= expected | quirk
+    # Only these: the day before a requested snapshot day is not requested along (the staging assets are
+    # subsettable; see customer360.assets.staging).
+    assert ran == expected
     for day in later:
         assert delta_ids <= _customer_ids(store, day), f"the late delta reaches the {day} snapshot"
     assert driver.settle() == set()

@@ -1,9 +1,10 @@
 """``customer360 backfill`` against a real instance built from the project's dagster.yaml in a temp DAGSTER_HOME.
 
 What a user would notice: the command records an asset backfill with exactly the days and assets asked
-for, the daemon's backfill loop accepts it and queues one run per day in dependency order (a customers
-snapshot waits for the previous day's), ``--dry-run`` submits nothing, and a bad range or selection is
-refused with a message. Every daily asset carries the same one-run-per-day backfill policy.
+for, the daemon's backfill loop accepts it and queues one run per range of days in dependency order (the
+customers snapshot waits for the plans snapshot it joins), ``--dry-run`` submits nothing, and a bad range or
+selection is refused with a message. Every daily asset carries the same single-run backfill policy.
+(``test_ui_backfill.py`` runs such a backfill with the real daemon.)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 
 from customer360.assets.unroutable import UNROUTABLE_KEY
 from customer360.automation import DAILY_BACKFILL_POLICY
-from customer360.backfill import BACKFILL_SOURCE_TAG, IN_PROCESS_RUN_CONFIG
+from customer360.backfill import BACKFILL_SOURCE_TAG
 from customer360.cli import main
 from customer360.contracts import DATASETS
 from customer360.definitions import build_assets, defs
@@ -93,13 +94,13 @@ def test_backfill_cli_submits_an_asset_backfill_the_daemon_runs_one_day_at_a_tim
 
         _run_daemon_backfill_iteration(instance)
 
-        # One run, of one day: the plans snapshot of 01-02, the root of the selection (the customers
-        # snapshot joins plans; activity joins customers). The snapshot of 01-03 waits for 01-02's, and
-        # Dagster runs a self-dependent asset alone. Queued by dagster.yaml's QueuedRunCoordinator.
+        # One run, of the three days: the plans snapshot, the root of the selection (the customers
+        # snapshot joins plans; activity joins customers), its step walking the days in order. Dagster runs
+        # a self-dependent asset alone. Queued by dagster.yaml's QueuedRunCoordinator.
         [run] = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
         assert run.asset_selection == {dg.AssetKey(["staging", "plans"])}
         assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == (
-            "2024-01-02", "2024-01-02")
+            "2024-01-02", "2024-01-04")
         assert run.status == dg.DagsterRunStatus.QUEUED
         assert run.tags[BACKFILL_SOURCE_TAG] == "cli"
     finally:
@@ -107,7 +108,7 @@ def test_backfill_cli_submits_an_asset_backfill_the_daemon_runs_one_day_at_a_tim
 
 
 def test_a_full_replay_targets_exactly_the_requested_days_of_every_daily_asset(dagster_home: Path) -> None:
-    assert main(["backfill", "--start", "2024-01-02", "--end", "2024-01-03", "--in-process"]) == 0
+    assert main(["backfill", "--start", "2024-01-02", "--end", "2024-01-03"]) == 0
 
     instance = _instance(dagster_home)
     try:
@@ -119,7 +120,7 @@ def test_a_full_replay_targets_exactly_the_requested_days_of_every_daily_asset(d
         # Not widened through the mart's 30-day window: its later days are the automation's business.
         for key in daily:
             assert sorted(target.get_partitions_subset(key).get_partition_keys()) == ["2024-01-02", "2024-01-03"], key
-        assert backfill.run_config == IN_PROCESS_RUN_CONFIG
+        assert not backfill.run_config  # the code location's executor already runs a run's steps in one process
     finally:
         instance.dispose()
 
@@ -151,7 +152,7 @@ def test_dry_run_submits_nothing_and_bad_requests_are_refused(
         instance.dispose()
 
 
-def test_every_daily_asset_runs_one_partition_per_run_without_policy_warnings() -> None:
+def test_every_daily_asset_runs_a_range_in_one_run_without_policy_warnings() -> None:
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)

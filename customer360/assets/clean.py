@@ -1,23 +1,27 @@
 """clean/<dataset>: see ``customer360.zones.clean`` for what the step does.
 
 The step validates what it wrote and reports the contract's asset checks (``customer360.checks``) per
-partition; a failed blocking check fails the step, so staging never builds from that partition. The
-backfill policy is one partition per run because Dagster 1.13 records partitioned check results only for
-single-partition runs: a ranged run would materialize every day but lose every day's check results.
+day; a failed blocking check fails the step, so staging never builds from that day. A run may cover a
+range of days (``customer360.assets.days``): each day is cleaned, checked and recorded on its own.
 """
+
+import logging
+from collections.abc import Iterator
+from datetime import date
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
 from customer360.assets.metadata import column_schema, peak_memory_mb, preview
-from customer360.checks import check_results, check_specs, clean_check_defs, run_clean_checks
+from customer360.checks import CheckDef, check_results, check_specs, clean_check_defs, run_clean_checks
 from customer360.contracts import Dataset
 from customer360.lake import layout
 from customer360.lake.resource import LakeResource
 from customer360.lake.store import LakeStore
 from customer360.lake.transfer import fetch_many, scratch_dir
-from customer360.partitions import daily_partitions, partition_day
+from customer360.partitions import daily_partitions
 from customer360.processing.standardize import clean_schema
 from customer360.zones.clean import clean_partition
 
@@ -39,39 +43,40 @@ def build_clean_asset(dataset: Dataset) -> dg.AssetsDefinition:
         kinds={"parquet", "s3"},
         metadata={"dagster/column_schema": column_schema(clean_schema(dataset)), "contract_version": dataset.version},
         check_specs=check_specs(clean_key_of(dataset), checks),
-        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
     )
-    def clean(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    def clean(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[DayEvent]:
         store = lake.store()
-        day = partition_day(context)
-        result = clean_partition(store, dataset, day, log=context.log)
-        sample = _first_rows(store, next((f.clean_key for f in result.files if f.stats.clean_rows), None))
-        rate = result.rows_archived / result.seconds if result.seconds else 0.0
-        metadata: dict[str, object] = {
-            "dagster/row_count": result.rows_clean,
-            "rows_archived": result.rows_archived,
-            "rows_quarantined": result.rows_quarantined,
-            "rule_counts": dg.MetadataValue.json(result.rule_counts),
-            "files": len(result.files),
-            # Clean file names derive from the ledger entry; which upstream file each one holds.
-            "source_files": dg.MetadataValue.json(
-                {f.clean_key: {"source_name": f.source_name, "archive_key": f.archive_key} for f in result.files}
-            ),
-            "rescued_columns": dg.MetadataValue.json(result.rescued_columns),
-            "seconds": round(result.seconds, 3),
-            "rows_per_second": round(rate),
-            "peak_memory_mb": peak_memory_mb(),
-            "lake_prefix": layout.clean_prefix(dataset.name, day),
-        }
-        if sample is not None:
-            metadata["preview"] = preview(sample)
-        outcomes = run_clean_checks(store, dataset, day)
-        metadata["rows_per_rule"] = dg.MetadataValue.md(_rule_table(result.rule_counts))
-        return dg.MaterializeResult(
-            metadata=metadata, check_results=check_results(clean_key_of(dataset), checks, outcomes)
-        )
+        records = [_clean_day(store, dataset, day, checks, context.log) for day in days_of(context)]
+        yield from record_days(context, clean_key_of(dataset), records)
 
     return clean
+
+
+def _clean_day(store: LakeStore, dataset: Dataset, day: date, checks: list[CheckDef], log: logging.Logger) -> DayRecord:
+    result = clean_partition(store, dataset, day, log=log)
+    sample = _first_rows(store, next((f.clean_key for f in result.files if f.stats.clean_rows), None))
+    rate = result.rows_archived / result.seconds if result.seconds else 0.0
+    metadata: dict[str, object] = {
+        "dagster/row_count": result.rows_clean,
+        "rows_archived": result.rows_archived,
+        "rows_quarantined": result.rows_quarantined,
+        "rule_counts": dg.MetadataValue.json(result.rule_counts),
+        "files": len(result.files),
+        # Clean file names derive from the ledger entry; which upstream file each one holds.
+        "source_files": dg.MetadataValue.json(
+            {f.clean_key: {"source_name": f.source_name, "archive_key": f.archive_key} for f in result.files}
+        ),
+        "rescued_columns": dg.MetadataValue.json(result.rescued_columns),
+        "seconds": round(result.seconds, 3),
+        "rows_per_second": round(rate),
+        "peak_memory_mb": peak_memory_mb(),
+        "lake_prefix": layout.clean_prefix(dataset.name, day),
+        "rows_per_rule": dg.MetadataValue.md(_rule_table(result.rule_counts)),
+    }
+    if sample is not None:
+        metadata["preview"] = preview(sample)
+    outcomes = run_clean_checks(store, dataset, day)
+    return DayRecord(day, metadata, check_results(clean_key_of(dataset), checks, outcomes))
 
 
 def _rule_table(rule_counts: dict[str, int]) -> str:

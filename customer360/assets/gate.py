@@ -10,14 +10,20 @@ lake. The materialization lists the run's rejected files as ``rejected_files`` f
 (``customer360.sensors.alerts``).
 """
 
+import logging
+from collections.abc import Iterator
+from datetime import date
+
 import dagster as dg
 
+from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
 from customer360.assets.metadata import key_list
 from customer360.contracts import Dataset
 from customer360.ingest.gate import run_gate
 from customer360.lake.ledger import ARCHIVED, DUPLICATE, REJECTED, VANISHED, outstanding_rejections
 from customer360.lake.resource import LakeResource
-from customer360.partitions import daily_partitions, partition_day
+from customer360.lake.store import LakeStore
+from customer360.partitions import daily_partitions
 
 
 def archive_key_of(dataset: Dataset) -> dg.AssetKey:
@@ -88,52 +94,67 @@ def build_gate_asset(dataset: Dataset) -> dg.AssetsDefinition:
             )
         ],
     )
-    def gate(context: dg.AssetExecutionContext, lake: LakeResource):  # noqa: ANN202 - generator of results
-        store, day = lake.store(), partition_day(context)
-        run = run_gate(store, dataset, day, log=context.log)
-        archived, rejected, duplicates = run.of(ARCHIVED), run.of(REJECTED), run.of(DUPLICATE)
-        vanished = run.of(VANISHED)
-        yield dg.MaterializeResult(
-            asset_key=archive_key_of(dataset),
-            metadata={
-                "files_archived": len(archived),
-                "files_duplicate": len(duplicates),
-                "corrections": len([f for f in archived if f.corrects]),
-                "dagster/row_count": sum(f.rows for f in archived),
-                "rows_breaking_rules": sum(f.bad_rows for f in archived),
-                "archive_keys": key_list([str(f.destination_key) for f in archived]),
-                # Gone from raw/ before the gate could read them (deleted upstream): in the ledger, nothing kept.
-                "files_vanished": len(vanished),
-                "vanished_keys": key_list([f.raw_key for f in vanished]),
-                # Replaced in raw/ while the gate held them: the admitted version moved, the newer one waits.
-                "files_left_for_next_run": dg.MetadataValue.json(
-                    {f.raw_key: f.left_in_raw for f in run.files if f.left_in_raw} | run.deferred
-                ),
-                "moved_by_another_gate_run": len(run.moved_by_another_run),
-            },
-        )
-        yield dg.MaterializeResult(
-            asset_key=rejected_key_of(dataset),
-            metadata={
-                "files_rejected": len(rejected),
-                "reasons": dg.MetadataValue.json({f.raw_key: f.reasons for f in rejected}),
-                "report_keys": key_list([str(f.report_key) for f in rejected]),
-                REJECTED_FILES_METADATA: dg.MetadataValue.json([f.alert_fields() for f in rejected]),
-            },
-        )
-        # The day's state, not this run's: a replay with an empty raw/ must not turn the check green.
-        day_entries = run.day_entries  # read once by the gate run, with its own appends
-        outstanding = outstanding_rejections(day_entries)
-        resolved = len([e for e in day_entries if e.outcome == REJECTED]) - len(outstanding)
-        yield rejection_check_result(
-            rejected_key_of(dataset),
-            [{"raw_key": e.raw_key, "reasons": list(e.reasons), "report_key": e.report_key} for e in outstanding],
-            resolved,
-        )
-        if run.errors:
+    def gate(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[DayEvent]:
+        store = lake.store()
+        archive, rejected, errors = [], [], {}
+        for day in days_of(context):
+            archived_day, rejected_day, day_errors = _gate_day(store, dataset, day, context.log)
+            archive.append(archived_day)
+            rejected.append(rejected_day)
+            errors.update(day_errors)
+        yield from record_days(context, archive_key_of(dataset), archive)
+        yield from record_days(context, rejected_key_of(dataset), rejected)
+        if errors:
             raise dg.Failure(
-                description=f"{len(run.errors)} raw file(s) could not be moved and stay in raw/ for the next run",
-                metadata={"errors": dg.MetadataValue.json(run.errors)},
+                description=f"{len(errors)} raw file(s) could not be moved and stay in raw/ for the next run",
+                metadata={"errors": dg.MetadataValue.json(errors)},
             )
 
     return gate
+
+
+def _gate_day(
+    store: LakeStore, dataset: Dataset, day: date, log: logging.Logger
+) -> tuple[DayRecord, DayRecord, dict[str, str]]:
+    run = run_gate(store, dataset, day, log=log)
+    archived, rejected, duplicates = run.of(ARCHIVED), run.of(REJECTED), run.of(DUPLICATE)
+    vanished = run.of(VANISHED)
+    archive = DayRecord(
+        day,
+        {
+            "files_archived": len(archived),
+            "files_duplicate": len(duplicates),
+            "corrections": len([f for f in archived if f.corrects]),
+            "dagster/row_count": sum(f.rows for f in archived),
+            "rows_breaking_rules": sum(f.bad_rows for f in archived),
+            "archive_keys": key_list([str(f.destination_key) for f in archived]),
+            # Gone from raw/ before the gate could read them (deleted upstream): in the ledger, nothing kept.
+            "files_vanished": len(vanished),
+            "vanished_keys": key_list([f.raw_key for f in vanished]),
+            # Replaced in raw/ while the gate held them: the admitted version moved, the newer one waits.
+            "files_left_for_next_run": dg.MetadataValue.json(
+                {f.raw_key: f.left_in_raw for f in run.files if f.left_in_raw} | run.deferred
+            ),
+            "moved_by_another_gate_run": len(run.moved_by_another_run),
+        },
+    )
+    # The check reports the day's state, not this run's: a replay with an empty raw/ must not turn it green.
+    day_entries = run.day_entries  # read once by the gate run, with its own appends
+    outstanding = outstanding_rejections(day_entries)
+    resolved = len([e for e in day_entries if e.outcome == REJECTED]) - len(outstanding)
+    check = rejection_check_result(
+        rejected_key_of(dataset),
+        [{"raw_key": e.raw_key, "reasons": list(e.reasons), "report_key": e.report_key} for e in outstanding],
+        resolved,
+    )
+    refused = DayRecord(
+        day,
+        {
+            "files_rejected": len(rejected),
+            "reasons": dg.MetadataValue.json({f.raw_key: f.reasons for f in rejected}),
+            "report_keys": key_list([str(f.report_key) for f in rejected]),
+            REJECTED_FILES_METADATA: dg.MetadataValue.json([f.alert_fields() for f in rejected]),
+        },
+        [check],
+    )
+    return archive, refused, dict(run.errors)

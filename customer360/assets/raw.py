@@ -5,13 +5,16 @@ as the run's metadata, which is what the sensor's runs carry into the UI. The ob
 moved by the gate right after.
 """
 
+from collections.abc import Iterator
+
 import dagster as dg
 
+from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
 from customer360.assets.metadata import key_list
 from customer360.contracts import Dataset
 from customer360.lake import layout
 from customer360.lake.resource import LakeResource
-from customer360.partitions import daily_partitions, partition_day
+from customer360.partitions import daily_partitions
 
 
 def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
@@ -24,16 +27,22 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
         kinds={"s3"},
         metadata={"lake_prefix": f"raw/{dataset.name}/"},
     )
-    def raw_files(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    def raw_files(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[DayEvent]:
         store = lake.store()
-        objects = list(store.list(layout.raw_prefix(dataset.name, partition_day(context))))
-        context.log.info("%d file(s) waiting in raw/%s/%s/", len(objects), dataset.name, context.partition_key)
-        return dg.MaterializeResult(
-            metadata={
-                "files": len(objects),
-                "bytes": sum(o.size for o in objects),
-                "keys": key_list([o.key for o in objects]),
-            }
-        )
+        records = []
+        for day in days_of(context):
+            objects = list(store.list(layout.raw_prefix(dataset.name, day)))
+            context.log.info("%d file(s) waiting in raw/%s/%s/", len(objects), dataset.name, day)
+            records.append(
+                DayRecord(
+                    day,
+                    {
+                        "files": len(objects),
+                        "bytes": sum(o.size for o in objects),
+                        "keys": key_list([o.key for o in objects]),
+                    },
+                )
+            )
+        yield from record_days(context, dg.AssetKey(["raw", dataset.name]), records)
 
     return raw_files

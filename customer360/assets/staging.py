@@ -6,17 +6,34 @@ of itself (a late customers file for an earlier day makes every later snapshot s
 
 The step validates the staging partition it wrote and reports the contract's asset checks per partition
 (``customer360.checks``); a failed blocking check (schema, uniqueness, ...) fails the step so the
-warehouse never loads it. One partition per run (multi-run backfill policy): Dagster 1.13 records
-partitioned check results only for single-partition runs.
+warehouse never loads it. A run may cover a range of days (``customer360.assets.days``): they are built
+oldest first, so each snapshot finds the previous day's.
+
+Why a ``multi_asset`` of one asset with ``can_subset=True``: an asset that yields its own checks is, for
+Dagster, an "execution set" of the asset and its checks, and when the automation requests days of such a
+set (``AutomationConditionEvaluator._handle_execution_set`` in 1.13) it maps the requested days through
+the asset's dependency on *itself*, the previous day of a snapshot, and so also requested the day before
+every requested snapshot day: a day with no data got a snapshot. A subsettable asset is a set of one, so
+nothing is added. Its checks still run in the step that builds the day, always: when the automation puts
+a subsettable asset in one run with non-subsettable ones, Dagster 1.13 selects only the latter's checks
+(``build_run_requests``: the run's requested check keys are their execution sets'), so the step records
+its checks whether selected or not (``customer360.assets.days.record_days``). A run of the checks alone
+("Execute checks" in the UI) re-evaluates them from what the lake holds.
 """
+
+import logging
+from collections.abc import Iterator
+from datetime import date
 
 import dagster as dg
 
+from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
 from customer360.assets.metadata import column_schema, peak_memory_mb
 from customer360.checks import check_results, check_specs, run_staging_checks, staging_check_defs
 from customer360.contracts import DATASETS, Dataset
 from customer360.lake.resource import LakeResource
-from customer360.partitions import daily_partitions, partition_day
+from customer360.lake.store import LakeStore
+from customer360.partitions import daily_partitions
 from customer360.zones.staging import build_staging
 
 PREVIOUS_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True)
@@ -35,48 +52,68 @@ def build_staging_asset(dataset: Dataset) -> dg.AssetsDefinition:
     checks = staging_check_defs(dataset)
     joined = ", ".join(f"{j.dataset} ({', '.join(alias for _, alias in j.columns)})" for j in dataset.staging_joins)
 
-    @dg.asset(
-        key=staging_key_of(dataset),
-        deps=deps,
-        group_name="staging",
+    key = staging_key_of(dataset)
+
+    @dg.multi_asset(
+        name=key.to_python_identifier(),
+        specs=[
+            dg.AssetSpec(
+                key,
+                deps=deps,
+                group_name="staging",
+                description=f"Analytics-ready {dataset.name}: {shape}, deduplicated on "
+                f"{', '.join(dataset.dedup_key)}"
+                + (f", joined with {joined}" if joined else "")
+                + f". Parquet under staging/{dataset.name}/dt=<day>/, sized for Snowflake COPY.",
+                kinds={"parquet", "s3"},
+                partitions_def=daily_partitions,
+            )
+        ],
         partitions_def=daily_partitions,
-        description=f"Analytics-ready {dataset.name}: {shape}, deduplicated on {', '.join(dataset.dedup_key)}"
-        + (f", joined with {joined}" if joined else "")
-        + f". Parquet under staging/{dataset.name}/dt=<day>/, sized for Snowflake COPY.",
-        kinds={"parquet", "s3"},
-        check_specs=check_specs(staging_key_of(dataset), checks),
-        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
+        check_specs=check_specs(key, checks),
+        can_subset=True,
     )
-    def staging(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    def staging(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[DayEvent]:
         store = lake.store()
-        day = partition_day(context)
-        result = build_staging(store, dataset, day)
-        context.log.info(
-            "staging/%s %s: %d rows in %d file(s) (%.2fs, %.0f rows/s)%s",
-            dataset.staging_name,
-            context.partition_key,
-            result.rows,
-            len(result.keys),
-            result.seconds,
-            result.rows / result.seconds if result.seconds else 0,
-            "" if dataset.snapshot else f", {result.duplicates_dropped} of {result.input_rows} clean rows were repeats",
-        )
-        events = {} if dataset.snapshot else {
+        build = key in context.selected_asset_keys
+        records = []
+        for day in days_of(context):
+            record = _staging_day(store, dataset, day, context.log) if build else DayRecord(day)
+            record.checks = check_results(key, checks, run_staging_checks(store, dataset, day))
+            records.append(record)
+        yield from record_days(context, key, records)
+
+    return staging
+
+
+def _staging_day(store: LakeStore, dataset: Dataset, day: date, log: logging.Logger) -> DayRecord:
+    result = build_staging(store, dataset, day)
+    log.info(
+        "staging/%s %s: %d rows in %d file(s) (%.2fs, %.0f rows/s)%s",
+        dataset.staging_name,
+        day,
+        result.rows,
+        len(result.keys),
+        result.seconds,
+        result.rows / result.seconds if result.seconds else 0,
+        "" if dataset.snapshot else f", {result.duplicates_dropped} of {result.input_rows} clean rows were repeats",
+    )
+    events = (
+        {}
+        if dataset.snapshot
+        else {
             "clean_rows_read": result.input_rows,
             "duplicate_rows_dropped": result.duplicates_dropped,
         }
-        return dg.MaterializeResult(
-            metadata={
-                **events,
-                "dagster/row_count": result.rows,
-                "dagster/column_schema": column_schema(result.schema),
-                "files": dg.MetadataValue.json(result.keys),
-                "rebuilt_from_history": result.rebuilt_from_history,
-                "seconds": round(result.seconds, 3),
-                "rows_per_second": round(result.rows / result.seconds) if result.seconds else 0,
-                "peak_memory_mb": peak_memory_mb(),
-            },
-            check_results=check_results(staging_key_of(dataset), checks, run_staging_checks(store, dataset, day)),
-        )
-
-    return staging
+    )
+    metadata = {
+        **events,
+        "dagster/row_count": result.rows,
+        "dagster/column_schema": column_schema(result.schema),
+        "files": dg.MetadataValue.json(result.keys),
+        "rebuilt_from_history": result.rebuilt_from_history,
+        "seconds": round(result.seconds, 3),
+        "rows_per_second": round(result.rows / result.seconds) if result.seconds else 0,
+        "peak_memory_mb": peak_memory_mb(),
+    }
+    return DayRecord(day, metadata)

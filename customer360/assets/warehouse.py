@@ -7,15 +7,21 @@ or a backfill queue for it instead of failing on the file lock. Each load carrie
 rows COPY reported loaded reconcile with the staging files' own row counts.
 """
 
+from collections.abc import Iterator
+from datetime import date
+
 import dagster as dg
 import pyarrow.parquet as pq
 
+from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
 from customer360.assets.staging import staging_key_of
 from customer360.contracts import Dataset
 from customer360.lake import layout
 from customer360.lake.resource import LakeResource
+from customer360.lake.store import LakeStore
 from customer360.lake.transfer import fetch_many, parquet_keys, scratch_dir
-from customer360.partitions import daily_partitions, partition_day
+from customer360.partitions import daily_partitions
+from customer360.warehouse.base import Warehouse
 from customer360.warehouse.resource import WarehouseResource
 
 WAREHOUSE_POOL = "warehouse"
@@ -39,46 +45,67 @@ def build_warehouse_asset(dataset: Dataset) -> dg.AssetsDefinition:
         "each day's rows replaced as a unit.",
         kinds={"duckdb", "snowflake"},
         check_specs=[
-            dg.AssetCheckSpec(LOAD_RECONCILES, asset=key, blocking=True,
-                              description="Rows loaded per COPY's file results equal the staging files' row counts.")
+            dg.AssetCheckSpec(
+                LOAD_RECONCILES,
+                asset=key,
+                blocking=True,
+                description="Rows loaded per COPY's file results equal the staging files' row counts.",
+                partitions_def=daily_partitions,  # recorded per day, like the asset
+            )
         ],
     )
-    def warehouse_table(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):  # noqa: ANN202
+    def warehouse_table(
+        context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
+    ) -> Iterator[DayEvent]:
         store = lake.store()
-        day = partition_day(context)
-        keys = parquet_keys(store, layout.staging_prefix(dataset.name, day))
         target = warehouse.open(store)
-        if not keys:
-            # Nothing staged for the day: the warehouse holds nothing for it either.
-            deleted = target.delete_partition(dataset.staging_name, day)
-            yield dg.MaterializeResult(metadata={"dagster/row_count": 0, "rows_deleted": deleted, "files": 0})
-            yield dg.AssetCheckResult(check_name=LOAD_RECONCILES, passed=True, metadata={"staging_rows": 0})
-            return
-        with scratch_dir() as folder:
-            paths = fetch_many(store, keys, folder)
-            schema = pq.read_schema(paths[0])
-            staging_rows = sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
-        result = target.replace_partition(dataset.staging_name, schema, day, keys)
-        per_file = [
-            {"file": f.key, "status": f.status, "rows_parsed": f.rows_parsed, "rows_loaded": f.rows_loaded,
-             "errors_seen": f.errors_seen, "first_error": f.first_error}
-            for f in result.files
-        ]
-        yield dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": result.rows_loaded,
-                "rows_deleted": result.rows_deleted,
-                "files": len(result.files),
-                "added_columns": dg.MetadataValue.json(result.added_columns),
-                "copy_results": dg.MetadataValue.json(per_file),
-            }
-        )
-        loaded = sum(f.rows_loaded for f in result.files)
-        yield dg.AssetCheckResult(
-            check_name=LOAD_RECONCILES,
-            passed=loaded == staging_rows == result.rows_loaded and not any(f.errors_seen for f in result.files),
-            metadata={"staging_rows": staging_rows, "rows_loaded_per_copy": loaded,
-                      "rows_in_table_for_day": result.rows_loaded},
-        )
+        records = [_load_day(store, target, dataset, day) for day in days_of(context)]
+        yield from record_days(context, key, records)
 
     return warehouse_table
+
+
+def _load_day(store: LakeStore, target: Warehouse, dataset: Dataset, day: date) -> DayRecord:
+    keys = parquet_keys(store, layout.staging_prefix(dataset.name, day))
+    if not keys:
+        # Nothing staged for the day: the warehouse holds nothing for it either.
+        deleted = target.delete_partition(dataset.staging_name, day)
+        return DayRecord(
+            day,
+            {"dagster/row_count": 0, "rows_deleted": deleted, "files": 0},
+            [dg.AssetCheckResult(check_name=LOAD_RECONCILES, passed=True, metadata={"staging_rows": 0})],
+        )
+    with scratch_dir() as folder:
+        paths = fetch_many(store, keys, folder)
+        schema = pq.read_schema(paths[0])
+        staging_rows = sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
+    result = target.replace_partition(dataset.staging_name, schema, day, keys)
+    per_file = [
+        {
+            "file": f.key,
+            "status": f.status,
+            "rows_parsed": f.rows_parsed,
+            "rows_loaded": f.rows_loaded,
+            "errors_seen": f.errors_seen,
+            "first_error": f.first_error,
+        }
+        for f in result.files
+    ]
+    metadata = {
+        "dagster/row_count": result.rows_loaded,
+        "rows_deleted": result.rows_deleted,
+        "files": len(result.files),
+        "added_columns": dg.MetadataValue.json(result.added_columns),
+        "copy_results": dg.MetadataValue.json(per_file),
+    }
+    loaded = sum(f.rows_loaded for f in result.files)
+    reconciles = dg.AssetCheckResult(
+        check_name=LOAD_RECONCILES,
+        passed=loaded == staging_rows == result.rows_loaded and not any(f.errors_seen for f in result.files),
+        metadata={
+            "staging_rows": staging_rows,
+            "rows_loaded_per_copy": loaded,
+            "rows_in_table_for_day": result.rows_loaded,
+        },
+    )
+    return DayRecord(day, metadata, [reconciles])

@@ -14,9 +14,9 @@ Severity is the contract's judgement of who must act:
   to adopt them into the contract), and references between datasets (an event of a customer the CRM
   has not sent yet is a late-arriving dimension, not a broken event; the row is kept and loaded).
 
-Every check spec is partitioned like its asset, so results are recorded per partition. Dagster 1.13
-records a partitioned check result only when the run targets a single partition, which is why the zone
-assets use a multi-run backfill policy of one partition per run.
+Every check spec is partitioned like its asset, so results are recorded per partition: the steps yield
+each day's results as evaluations of that day (``customer360.assets.days``), in single-day runs and in
+runs over a range of days alike.
 """
 
 from __future__ import annotations
