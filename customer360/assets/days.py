@@ -30,9 +30,10 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 
 DayEvent = dg.MaterializeResult | dg.Output | dg.AssetCheckEvaluation
+StepContext = dg.AssetExecutionContext | dg.AssetCheckExecutionContext
 
 
-def days_of(context: dg.AssetExecutionContext) -> list[date]:
+def days_of(context: StepContext) -> list[date]:
     """The business days this run covers, oldest first (one for a single-partition run)."""
     return sorted(date.fromisoformat(key) for key in context.partition_keys)
 
@@ -46,36 +47,36 @@ class DayRecord:
     checks: Sequence[dg.AssetCheckResult] = ()
 
 
-def record_days(
-    context: dg.AssetExecutionContext, asset_key: dg.AssetKey, records: Sequence[DayRecord]
-) -> Iterator[DayEvent]:
+def record_days(context: StepContext, asset_key: dg.AssetKey, records: Sequence[DayRecord]) -> Iterator[DayEvent]:
     """Yield the materialization of ``asset_key`` for every day of the run, then each day's check results.
 
     Every check result in ``records`` is recorded, selected for the run or not: the checks belong to the
     step that wrote the day. (A run the automation launches for a subsettable asset together with other
     assets selects only the other assets' checks in Dagster 1.13, see ``customer360.assets.staging``.) A
     run of the checks alone (the asset not selected) materializes nothing, and each day's results are about
-    that day's latest materialization.
+    that day's latest materialization; so are a check op's (``@asset_check``) over the days of its run.
     """
-    materialized = asset_key in context.selected_asset_keys
+    op = context.op_execution_context
+    materialized = asset_key in op.selected_asset_keys
     if materialized:
+        assert isinstance(context, dg.AssetExecutionContext), "only an asset's step materializes"
         for record in records:
             context.add_asset_metadata(dict(record.metadata), asset_key=asset_key, partition_key=record.day.isoformat())
         yield dg.MaterializeResult(asset_key=asset_key)  # one event per day, each with its day's metadata
 
-    for output_name in _selected_check_outputs(context, asset_key):
+    for output_name in _selected_check_outputs(op, asset_key):
         # What Dagster yields for an AssetCheckResult: the check's output, so the step counts it as produced.
         yield dg.Output(None, output_name=output_name)
     days = [r.day for r in records]
     targets = (
-        _materializations_of_this_run(context, asset_key, days)
+        _materializations_of_this_run(op, asset_key, days)
         if materialized
-        else _latest_materializations(context, asset_key, days)
+        else _latest_materializations(op, asset_key, days)
     )
     for record in records:
         for result in record.checks:
             name = str(result.check_name)
-            spec = context.assets_def.get_spec_for_check_key(dg.AssetCheckKey(asset_key, name))  # selected or not
+            spec = op.assets_def.get_spec_for_check_key(dg.AssetCheckKey(asset_key, name))  # selected or not
             yield dg.AssetCheckEvaluation(
                 asset_key=asset_key,
                 check_name=name,
@@ -89,7 +90,7 @@ def record_days(
             )
 
 
-def _selected_check_outputs(context: dg.AssetExecutionContext, asset_key: dg.AssetKey) -> list[str]:
+def _selected_check_outputs(context: dg.OpExecutionContext, asset_key: dg.AssetKey) -> list[str]:
     selected = context.selected_asset_check_keys
     return [
         output_name
@@ -105,7 +106,7 @@ def _target(record: dg.EventLogRecord) -> AssetCheckEvaluationTargetMaterializat
 
 
 def _latest_materializations(
-    context: dg.AssetExecutionContext, asset_key: dg.AssetKey, days: list[date]
+    context: dg.OpExecutionContext, asset_key: dg.AssetKey, days: list[date]
 ) -> dict[date, AssetCheckEvaluationTargetMaterializationData]:
     found = {}
     for day in days:
@@ -118,7 +119,7 @@ def _latest_materializations(
 
 
 def _materializations_of_this_run(
-    context: dg.AssetExecutionContext, asset_key: dg.AssetKey, days: list[date]
+    context: dg.OpExecutionContext, asset_key: dg.AssetKey, days: list[date]
 ) -> dict[date, AssetCheckEvaluationTargetMaterializationData]:
     """The materialization this run just stored for each day (what each day's check result is about)."""
     found: dict[date, AssetCheckEvaluationTargetMaterializationData] = {}

@@ -45,13 +45,14 @@ from pathlib import PurePosixPath
 
 import dagster as dg
 
+from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
 from customer360.assets.gate import archive_key_of
 from customer360.contracts import Dataset, ExpectedDelivery
 from customer360.lake import layout
 from customer360.lake.ledger import Ledger, current_archive_versions, outstanding_rejections
 from customer360.lake.resource import LakeResource
 from customer360.lake.store import LakeStore
-from customer360.partitions import daily_partitions, partition_day, start_date
+from customer360.partitions import daily_partitions, start_date
 
 DELIVERY_CHECK = "expected_deliveries"
 COMPLETE, PENDING, LATE, SUSPICIOUS = "complete", "pending", "late", "suspicious"
@@ -354,8 +355,13 @@ def build_delivery_check(dataset: Dataset) -> dg.AssetChecksDefinition:
         f"{expectation.due_after_day} after the day ends, UTC) or far below the usual volume; the metadata "
         "names the missing hours.",
     )
-    def expected_deliveries(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
-        return evaluate(lake.store(), dataset, partition_day(context), datetime.now(UTC)).check_result()
+    def expected_deliveries(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> Iterator[DayEvent]:
+        # Every day of the run (a backfill runs a range), each result recorded for its own day.
+        store, now = lake.store(), datetime.now(UTC)
+        records = [
+            DayRecord(day, checks=[evaluate(store, dataset, day, now).check_result()]) for day in days_of(context)
+        ]
+        yield from record_days(context, archive_key_of(dataset), records)
 
     return expected_deliveries
 
