@@ -19,10 +19,17 @@ from customer360.lake.resource import lake_resource_from_env
 from customer360.lake.store import LakeStore
 
 
+def _start(args: argparse.Namespace) -> date:
+    from customer360.demo import default_start
+
+    return args.start or default_start(args.days)
+
+
 def _generate(args: argparse.Namespace) -> int:
     from customer360.generator import generate_demo_data
 
     store = lake_resource_from_env().store()
+    args.start = _start(args)
     if args.activity_day_rows is not None:
         return _generate_activity_day(args, store)
     report = generate_demo_data(
@@ -82,7 +89,7 @@ def _demo(args: argparse.Namespace) -> int:
     from customer360.demo import run_demo
 
     return run_demo(
-        start=args.start,
+        start=_start(args),
         days=args.days,
         seed=args.seed,
         keep=args.keep,
@@ -204,7 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def data_options(command: argparse.ArgumentParser) -> None:
-        command.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1), help="first business day")
+        command.add_argument(
+            "--start",
+            type=date.fromisoformat,
+            default=None,
+            help="first business day (default: the days end yesterday, UTC, so the UI's default views show them)",
+        )
         command.add_argument("--days", type=int, default=7)
         command.add_argument("--seed", type=int, default=7)
         command.add_argument("--customers", type=int, default=2_000)

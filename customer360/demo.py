@@ -4,6 +4,10 @@ What ``python3 dev.py demo`` runs. It writes the generator's files into raw/, ma
 partition of every asset through Dagster (the same job a backfill runs, one run per day, recorded in
 the instance so ``dagster dev`` shows them), then prints what each zone holds per dataset and day,
 counted from the lake, the ledger and the warehouse themselves rather than from the runs' own claims.
+
+The demo's days end yesterday (UTC) unless told otherwise (``default_start``): the UI opens on recent days
+(the partitions tab, the launch dialog's "last 90 days") and the raw sensor lists the last week, so a
+newcomer's first screens show the demo's data. The partitions still start in 2024 for history.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -29,6 +33,12 @@ from customer360.lake.transfer import fetch_many, parquet_keys, scratch_dir
 from customer360.warehouse.base import Warehouse
 from customer360.warehouse.mart import mart_checks
 from customer360.warehouse.resource import WarehouseResource, warehouse_resource_from_env
+
+
+def default_start(days: int, today: date | None = None) -> date:
+    """The first of ``days`` demo days that end yesterday (UTC)."""
+    today = today or datetime.now(UTC).date()
+    return today - timedelta(days=days)
 
 
 @dataclass
@@ -75,8 +85,10 @@ def run_demo(*, start: date, days: int, seed: int, keep: bool, customers: int, e
         instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE
     )
     moved = Ledger(store).entries("_unroutable")
-    print(f"  unroutable raw files: run {unroutable.run_id[:8]}  {'ok' if unroutable.success else 'FAILED'}  "
-          f"{len(moved)} rejected: {', '.join(e.raw_key for e in moved) or '-'}")
+    print(
+        f"  unroutable raw files: run {unroutable.run_id[:8]}  {'ok' if unroutable.success else 'FAILED'}  "
+        f"{len(moved)} rejected: {', '.join(e.raw_key for e in moved) or '-'}"
+    )
     for replayed in replay_days(defs, instance, start, start + timedelta(days=days - 1)):
         status = "ok" if replayed.success else "FAILED"
         print(f"  {replayed.day}  run {replayed.run_id[:8]}  {status}  {replayed.seconds:.1f}s")
@@ -144,8 +156,10 @@ def print_mart(target: Warehouse, start: date, days: int) -> None:
     for offset in range(days):
         day = start + timedelta(days=offset)
         checks = mart_checks(target, day)
-        print(f"{'':<14} {day.isoformat():<10} {checks['mart_rows']:>9} {float(checks['mart_charges']):>12,.2f} "
-              f"{'yes' if checks['charges_reconciled'] else 'NO':>10}")
+        print(
+            f"{'':<14} {day.isoformat():<10} {checks['mart_rows']:>9} {float(checks['mart_charges']):>12,.2f} "
+            f"{'yes' if checks['charges_reconciled'] else 'NO':>10}"
+        )
 
 
 def print_summary(summaries: list[DaySummary]) -> None:

@@ -39,7 +39,7 @@ def build_clean_asset(dataset: Dataset) -> dg.AssetsDefinition:
         group_name="clean",
         partitions_def=daily_partitions,
         description=f"{dataset.name} typed and standardized per contract v{dataset.version}, as Parquet under "
-        f"clean/{dataset.name}/dt=<day>/; rule-breaking rows quarantined under rejected/{dataset.name}/rows/.",
+        f"`clean/{dataset.name}/dt=YYYY-MM-DD/`; rule-breaking rows quarantined under `rejected/{dataset.name}/rows/`.",
         kinds={"parquet", "s3"},
         metadata={"dagster/column_schema": column_schema(clean_schema(dataset)), "contract_version": dataset.version},
         check_specs=check_specs(clean_key_of(dataset), checks),

@@ -22,7 +22,7 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
         key=["raw", dataset.name],
         group_name="raw",
         partitions_def=daily_partitions,
-        description=f"Files landed in raw/{dataset.name}/<day>/ by upstream: untrusted, temporary. "
+        description=f"Files landed in `raw/{dataset.name}/YYYY-MM-DD/` by upstream: untrusted, temporary. "
         + dataset.description,
         kinds={"s3"},
         metadata={"lake_prefix": f"raw/{dataset.name}/"},

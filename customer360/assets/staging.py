@@ -64,7 +64,7 @@ def build_staging_asset(dataset: Dataset) -> dg.AssetsDefinition:
                 description=f"Analytics-ready {dataset.name}: {shape}, deduplicated on "
                 f"{', '.join(dataset.dedup_key)}"
                 + (f", joined with {joined}" if joined else "")
-                + f". Parquet under staging/{dataset.name}/dt=<day>/, sized for Snowflake COPY.",
+                + f". Parquet under `staging/{dataset.name}/dt=YYYY-MM-DD/`, sized for Snowflake COPY.",
                 kinds={"parquet", "s3"},
                 partitions_def=daily_partitions,
             )

@@ -1,0 +1,86 @@
+"""What a newcomer sees in the Dagster UI: dates that meet the data, and pages that render and explain themselves.
+
+The webserver renders asset, check, job and sensor descriptions as Markdown (HTML passes through), so text
+such as ``dt=<day>/`` vanished as an unknown tag ("clean/activity_logs/dt=/"). The demo's days end yesterday,
+so the UI's default views (the launch dialog's "last 90 days", the partitions tab) and the raw sensor's
+look-back window meet the data, while the partitions still start in 2024 for history.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from customer360.cli import main
+from customer360.contracts import DATASETS
+from customer360.definitions import defs
+from customer360.partitions import DEFAULT_START_DATE, daily_partitions
+from customer360.sensors.raw_sensor import RawSensorSettings, _window
+
+CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.S)
+HTML_TAG = re.compile(r"</?[A-Za-z][^>\s]*[^>]*>")
+
+
+def _outside_code(text: str) -> str:
+    return CODE_SPAN.sub("", text)
+
+
+def _descriptions() -> dict[str, str]:
+    graph = defs.resolve_asset_graph()
+    found = {f"asset {key.to_user_string()}": graph.get(key).description or "" for key in graph.get_all_asset_keys()}
+    found |= {f"check {key.to_user_string()}": graph.get(key).description or "" for key in graph.asset_check_keys}
+    found |= {f"sensor {s.name}": s.description or "" for s in defs.sensors or []}
+    found |= {f"job {j.name}": j.description or "" for j in defs.jobs or []}
+    return found
+
+
+def test_descriptions_hold_no_text_the_ui_would_take_for_html() -> None:
+    descriptions = _descriptions()
+    assert len(descriptions) > 60
+    offending = {name: text for name, text in descriptions.items() if HTML_TAG.search(_outside_code(text))}
+    assert not offending, offending
+    # The day placeholder of the lake paths is still there, readable, inside code spans.
+    for name in DATASETS:
+        assert f"`clean/{name}/dt=YYYY-MM-DD/`" in descriptions[f"asset clean/{name}"]
+
+
+def test_the_html_check_catches_what_the_ui_swallowed() -> None:
+    assert HTML_TAG.search(_outside_code("as Parquet under clean/activity_logs/dt=<day>/; rows"))
+    assert not HTML_TAG.search(_outside_code("as Parquet under `clean/activity_logs/dt=<day>/`; a < b"))
+
+
+def test_the_demo_days_end_yesterday_inside_the_partitions_and_the_raw_sensors_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CUSTOMER360_LAKE", str(tmp_path / "lake"))
+    assert main(["generate", "--days", "3", "--customers", "40", "--events-per-day", "60"]) == 0
+    capsys.readouterr()
+
+    today = datetime.now(UTC).date()
+    days = {path.name for dataset in DATASETS for path in (tmp_path / "lake" / "raw" / dataset).glob("*")}
+    assert days == {(today - timedelta(days=offset)).isoformat() for offset in (3, 2, 1)}
+    partitions = set(daily_partitions.get_partition_keys())
+    assert days <= partitions, "every demo day is a partition"
+    assert min(partitions) == DEFAULT_START_DATE, "history still starts in 2024"
+    window = {day.isoformat() for day in _window(today, RawSensorSettings().lookback_days)}
+    assert days <= window, "the raw sensor's ordinary ticks list the demo's days"
+
+
+def test_an_explicit_start_still_generates_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUSTOMER360_LAKE", str(tmp_path / "lake"))
+    assert main(["generate", "--start", "2024-01-02", "--days", "1", "--customers", "30",
+                 "--events-per-day", "30"]) == 0
+    assert {p.name for p in (tmp_path / "lake" / "raw" / "customers").glob("*")} == {"2024-01-02"}
+
+
+def test_every_partitioned_asset_is_daily_from_the_2024_start() -> None:
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        partitions_def = graph.get(key).partitions_def
+        if partitions_def is not None:
+            assert partitions_def == daily_partitions, key
+    assert isinstance(daily_partitions, dg.DailyPartitionsDefinition)
