@@ -192,3 +192,60 @@ def test_slack_messages_go_through_dagster_slack(pipeline: Pipeline, webhook: We
     assert call["path"] == "/api/chat.postMessage"
     assert "wrong_delimiter" in str(call["body"]) and "data-alerts" in str(call["body"])
     assert webhook.received == [], "Slack wins over the webhook when both are configured"
+
+
+def test_why_a_file_was_rejected_is_on_its_asset_page_and_each_tick_says_what_it_did(
+    pipeline: Pipeline, webhook: Webhook
+) -> None:
+    """The report's reasons, messages, what to do, sample lines and schema diff, as Markdown in the UI."""
+    from customer360.assets.gate import REJECTION_CHECK, REJECTIONS_METADATA
+    from customer360_tests.test_ui_pages import HTML_TAG, _outside_code
+
+    land(pipeline, "short_row", "missing_required_column")
+    assert pipeline.run_day(DAY, selection=GATE_CUSTOMERS).success
+
+    rejected = dg.AssetKey(["rejected", "customers"])
+    [record] = pipeline.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=rejected, asset_partitions=[DAY.isoformat()]), limit=1
+    ).records
+    page = record.asset_materialization.metadata[REJECTIONS_METADATA]
+    assert isinstance(page, dg.MarkdownMetadataValue)
+    text = page.value
+    for expected in ("short-row.csv", "wrong\\_field\\_count", "missing-required-column.csv",
+                     "missing\\_required\\_fields", "**What to do:**", "| check | line | sample |",
+                     "**Schema diff:**", f"`rejected/customers/{DAY}/short-row.csv.report.json`"):
+        assert expected in text, (expected, text)
+    assert "0009-ABCDE" in text, "the failing line is quoted"
+    assert not HTML_TAG.search(_outside_code(text))
+    [execution] = pipeline.instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(rejected, REJECTION_CHECK), limit=1)
+    evaluation = execution.event.dagster_event.event_specific_data
+    assert evaluation.partition == DAY.isoformat() and not evaluation.passed
+    assert evaluation.metadata[REJECTIONS_METADATA].value == text
+
+    sensor = build_alert_sensor()
+    first = sensor(dg.build_sensor_context(instance=pipeline.instance, resources={"lake": pipeline.lake}))
+    assert first.skip_reason.skip_message == "sent 2 alert(s) for 2 rejected file(s) to webhook"
+    again = sensor(dg.build_sensor_context(instance=pipeline.instance, cursor=first.cursor,
+                                           resources={"lake": pipeline.lake}))
+    assert again.skip_reason.skip_message == "no new rejected file"
+    lost_cursor = sensor(dg.build_sensor_context(instance=pipeline.instance, resources={"lake": pipeline.lake}))
+    assert lost_cursor.skip_reason.skip_message == "no new rejected file; 2 already alerted before"
+
+
+def test_a_reports_quoted_content_cannot_turn_into_markup() -> None:
+    from customer360.assets.rejections import rejections_markdown
+    from customer360_tests.test_ui_pages import HTML_TAG, _outside_code
+
+    report = {
+        "source_key": "raw/customers/2024-01-02/<img src=x onerror=alert(1)>.csv",
+        "report_key": "rejected/customers/2024-01-02/x.csv.report.json",
+        "failed_checks": [{"check": "wrong_field_count", "message": "line 3 has *2* fields <b>not</b> 21", "count": 2,
+                           "samples": [{"line": 3, "text": "a|b`c<script>x</script>\nnext"}]}],
+        "action": "fix <the file> and resend",
+        "schema_diff": {"missing": ["<email>"], "unknown": []},
+    }
+    text = rejections_markdown([report]).value
+    assert not HTML_TAG.search(_outside_code(text)), text
+    assert "\\*2\\*" in text and "a\\|b`c<script>" in text  # literal, pipes escaped inside the table's code span
+    assert "⏎next" in text

@@ -5,9 +5,10 @@ be empty for a day. See ``customer360.ingest.gate`` for the move protocol.
 
 A rejection must be loud: ``rejected/<dataset>`` carries the asset check ``no_rejected_files`` (severity
 WARN, recorded per partition), failing while the day has rejected files that no later arrival made
-good, with each file's reasons and report key in its metadata, so the UI shows why without opening the
-lake. The materialization lists the run's rejected files as ``rejected_files`` for the alert sensor
-(``customer360.sensors.alerts``).
+good. The check result and the day's materialization both carry ``why_rejected``: each such file's report
+as Markdown (what failed and why, what to do, sample lines, schema diff; ``customer360.assets.rejections``),
+so the UI shows why without opening the lake. The materialization lists the run's rejected files as
+``rejected_files`` for the alert sensor (``customer360.sensors.alerts``).
 """
 
 import logging
@@ -18,6 +19,7 @@ import dagster as dg
 
 from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
 from customer360.assets.metadata import key_list
+from customer360.assets.rejections import read_report, rejections_markdown
 from customer360.contracts import Dataset
 from customer360.ingest.gate import run_gate
 from customer360.lake.ledger import ARCHIVED, DUPLICATE, REJECTED, VANISHED, outstanding_rejections
@@ -36,12 +38,16 @@ def rejected_key_of(dataset: Dataset) -> dg.AssetKey:
 
 REJECTION_CHECK = "no_rejected_files"
 REJECTED_FILES_METADATA = "rejected_files"  # the alert sensor reads this key of each materialization
+REJECTIONS_METADATA = "why_rejected"  # each outstanding file's report, as Markdown
 
 
 def rejection_check_result(
-    asset_key: dg.AssetKey, outstanding: list[dict[str, object]], resolved: int = 0
+    asset_key: dg.AssetKey,
+    outstanding: list[dict[str, object]],
+    resolved: int = 0,
+    rejections: dg.MetadataValue | None = None,
 ) -> dg.AssetCheckResult:
-    """The WARN check result for rejected files: reasons and report keys where the UI shows them."""
+    """The WARN check result for rejected files: reasons, reports (as Markdown) and report keys in the UI."""
     reasons = sorted({str(reason) for f in outstanding for reason in f["reasons"]})  # type: ignore[attr-defined]
     return dg.AssetCheckResult(
         asset_key=asset_key,
@@ -56,6 +62,7 @@ def rejection_check_result(
             "resolved_by_a_later_file": resolved,
             "reasons": dg.MetadataValue.json({str(f["raw_key"]): f["reasons"] for f in outstanding}),
             "report_keys": key_list([str(f["report_key"]) for f in outstanding]),
+            **({REJECTIONS_METADATA: rejections} if rejections is not None else {}),
         },
     )
 
@@ -142,10 +149,12 @@ def _gate_day(
     day_entries = run.day_entries  # read once by the gate run, with its own appends
     outstanding = outstanding_rejections(day_entries)
     resolved = len([e for e in day_entries if e.outcome == REJECTED]) - len(outstanding)
+    why = rejections_markdown(read_report(store, e.report_key) for e in outstanding if e.report_key)
     check = rejection_check_result(
         rejected_key_of(dataset),
         [{"raw_key": e.raw_key, "reasons": list(e.reasons), "report_key": e.report_key} for e in outstanding],
         resolved,
+        why,
     )
     refused = DayRecord(
         day,
@@ -154,6 +163,7 @@ def _gate_day(
             "reasons": dg.MetadataValue.json({f.raw_key: f.reasons for f in rejected}),
             "report_keys": key_list([str(f.report_key) for f in rejected]),
             REJECTED_FILES_METADATA: dg.MetadataValue.json([f.alert_fields() for f in rejected]),
+            REJECTIONS_METADATA: why,  # the day's files still rejected, this run's and earlier ones
         },
         [check],
     )

@@ -21,8 +21,10 @@ def preview(table: pa.Table, rows: int = 5) -> dg.MetadataValue:
 
 
 def _cell(value: object) -> str:
+    """A data value as literal text in a Markdown table cell (the UI lets HTML through Markdown)."""
     text = "" if value is None else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")[:40]
+    text = text.replace("\n", " ")[:40]
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
 
 
 def key_list(keys: list[str], limit: int = 50) -> dg.MetadataValue:

@@ -9,8 +9,14 @@ moves nothing).
 
 import dagster as dg
 
-from customer360.assets.gate import REJECTED_FILES_METADATA, REJECTION_CHECK, rejection_check_result
+from customer360.assets.gate import (
+    REJECTED_FILES_METADATA,
+    REJECTION_CHECK,
+    REJECTIONS_METADATA,
+    rejection_check_result,
+)
 from customer360.assets.metadata import key_list
+from customer360.assets.rejections import read_report, rejections_markdown
 from customer360.ingest.unroutable import reject_unroutable
 from customer360.lake.resource import LakeResource
 
@@ -32,17 +38,22 @@ UNROUTABLE_KEY = dg.AssetKey(["rejected", "unroutable"])
     ],
 )
 def unroutable_raw_files(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    run = reject_unroutable(lake.store(), log=context.log)
+    store = lake.store()
+    run = reject_unroutable(store, log=context.log)
     if run.errors:
-        raise dg.Failure(description=f"{len(run.errors)} object(s) could not be moved",
-                         metadata={"errors": dg.MetadataValue.json(run.errors)})
+        raise dg.Failure(
+            description=f"{len(run.errors)} object(s) could not be moved",
+            metadata={"errors": dg.MetadataValue.json(run.errors)},
+        )
     fields = [f.alert_fields() for f in run.files]
+    why = rejections_markdown(read_report(store, str(f.report_key)) for f in run.files if f.report_key)
     return dg.MaterializeResult(
         metadata={
             "files_rejected": len(run.files),
             "reasons": dg.MetadataValue.json({f.raw_key: f.reasons for f in run.files}),
             "report_keys": key_list([str(f.report_key) for f in run.files]),
             REJECTED_FILES_METADATA: dg.MetadataValue.json(fields),
+            REJECTIONS_METADATA: why,
         },
-        check_results=[rejection_check_result(UNROUTABLE_KEY, fields)],
+        check_results=[rejection_check_result(UNROUTABLE_KEY, fields, rejections=why)],
     )
