@@ -80,6 +80,7 @@ class Ticker:
         result = self.sensor(context)
         assert isinstance(result, dg.SensorResult)
         self.cursor = result.cursor
+        self.observations = {(e.asset_key.to_user_string(), e.partition): e for e in result.asset_events}
         summary = RawCursor.load(self.cursor).last
         requests = list(result.run_requests or [])
         if not requests:
@@ -192,3 +193,31 @@ def test_an_identical_resend_after_the_gate_moved_the_first_copy_gets_a_run_of_i
     # Same key, ETag and size: only the modification time tells the resend apart. With the first run's
     # run key Dagster would skip it as already run, and the file would wait in raw/ forever.
     assert again.run_key != first.run_key
+
+
+def test_files_waiting_in_raw_are_observed_on_their_raw_asset_day_when_what_waits_changes(ticker: Ticker,
+                                                                                          lake: LakeStore) -> None:
+    ticker.tick()  # the first tick's full scan of an empty raw/
+    yesterday = TODAY - timedelta(days=1)
+    lake.put_bytes(f"raw/customers/{yesterday}/crm.csv", b"id\n1\n")
+    lake.put_bytes(f"raw/activity_logs/{TODAY}/usage-01.csv", b"abc\n")
+    lake.put_bytes(f"raw/activity_logs/{TODAY}/usage-02.csv", b"defgh\n")
+
+    ticker.tick()
+    assert set(ticker.observations) == {("raw/customers", yesterday.isoformat()),
+                                        ("raw/activity_logs", TODAY.isoformat())}
+    activity = ticker.observations[("raw/activity_logs", TODAY.isoformat())].metadata
+    assert (activity["files_waiting"].value, activity["bytes_waiting"].value) == (2, 10)
+    assert activity["oldest_waiting_minutes"].value >= 0
+    assert activity["gate_run"].value == "requested"
+    assert f"raw/activity_logs/{TODAY}/usage-02.csv" in activity["files"].value
+
+    ticker.tick()
+    assert ticker.observations == {}, "nothing changed: no new observation"
+
+    lake.delete(f"raw/customers/{yesterday}/crm.csv")  # the gate moved it
+    ticker.tick()
+    assert set(ticker.observations) == {("raw/customers", yesterday.isoformat())}
+    assert ticker.observations[("raw/customers", yesterday.isoformat())].metadata["files_waiting"].value == 0
+    ticker.tick()
+    assert ticker.observations == {}

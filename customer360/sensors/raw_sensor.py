@@ -21,6 +21,10 @@ SQS queue the bucket notifies (``customer360.sensors.notifications``): every mes
 requested on the next tick with the listing's own run key, and the listing (window every
 ``listing_minutes``, full scan every ``reconcile_minutes``, both longer in that mode) is the safety net.
 
+What waits is visible: each (dataset, day) the tick lists is reported as an observation of
+``raw/<dataset>`` for that day (files waiting, bytes, the oldest file's age) when what waits changes, and on
+every full scan while files still wait (``waiting_observations``).
+
 Each run materializes ``raw/<dataset>``, ``archive/<dataset>`` and ``rejected/<dataset>`` for the day and
 carries the tag ``customer360/gate: <dataset>/<day>``, which dagster.yaml limits to one run at a time per
 value, so two gate runs for the same dataset and day never move the same files at once. Objects under
@@ -42,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
+from customer360.assets.rejections import code
 from customer360.contracts import DATASETS
 from customer360.ingest.gate import route
 from customer360.lake import layout
@@ -122,6 +127,7 @@ class RawCursor:
     ticks: int = 0
     last: dict[str, Any] = field(default_factory=dict)
     pending: list[dict[str, Any]] = field(default_factory=list)
+    observed: dict[str, str] = field(default_factory=dict)  # group -> files last reported waiting (digest)
 
     @classmethod
     def load(cls, text: str | None) -> "RawCursor":
@@ -139,6 +145,7 @@ class RawCursor:
             ticks=int(data.get("ticks", 0)),
             last=dict(data.get("last", {})),
             pending=list(data.get("pending", [])),
+            observed=dict(data.get("observed", {})),
         )
 
     def dump(self) -> str:
@@ -154,6 +161,8 @@ class RawCursor:
         }
         if self.pending:
             data["pending"] = self.pending
+        if self.observed:
+            data["observed"] = dict(sorted(self.observed.items()))
         return json.dumps(data, separators=(",", ":"))
 
 
@@ -166,6 +175,7 @@ class TickPlan:
     summary: dict[str, Any]
     run_keys: dict[str, str] = field(default_factory=dict)  # group (or UNROUTABLE_GROUP) -> run key requested
     deferred: set[str] = field(default_factory=set)  # groups with new files left for the next tick by the cap
+    observations: list[dg.AssetObservation] = field(default_factory=list)  # what waits in raw/, per day
 
 
 UNROUTABLE_GROUP = "_unroutable"
@@ -308,7 +318,9 @@ def plan_tick(
         seen[group] = set(files)
         new_files += len(fresh)
 
+    observations, observed = waiting_observations(groups, cursor.observed, covered, full, now, deferred_groups)
     next_cursor = RawCursor(
+        observed=observed,
         seen=seen,
         unroutable=seen_unroutable,
         full_scan_at=now.timestamp() if full else cursor.full_scan_at,
@@ -324,11 +336,71 @@ def plan_tick(
         "new_files": new_files,
         "runs_requested": len(runs),
         "days_deferred": deferred,
+        "days_observed": len(observations),
         "skipped": dict(sorted(skipped.items())),
         "seconds": round(time.perf_counter() - started, 3),
     }
     next_cursor.last = summary
-    return TickPlan(runs, next_cursor, summary, run_keys, deferred_groups)
+    return TickPlan(runs, next_cursor, summary, run_keys, deferred_groups, observations)
+
+
+def waiting_observations(
+    groups: dict[tuple[date, str], dict[str, ObjectInfo]],
+    observed: dict[str, str],
+    covered: Callable[[str], bool],
+    full: bool,
+    now: datetime,
+    deferred: set[str],
+) -> tuple[list[dg.AssetObservation], dict[str, str]]:
+    """What waits in ``raw/<dataset>/<day>/``, as observations of the raw asset's day.
+
+    So nobody wonders why nothing runs: the raw asset's page shows, per day, how many files wait, how many
+    bytes, and since when. A day is observed when what waits changes (new files, or the gate moved them:
+    then once more with 0 waiting), and on every full scan while files still wait, so the age stays
+    current without an event per tick.
+    """
+    events: list[dg.AssetObservation] = []
+    still: dict[str, str] = {group: digest for group, digest in observed.items() if not covered(group)}
+    waiting = {_group(name, day): (name, day, files) for (day, name), files in groups.items() if files}
+    for group, (name, day, files) in sorted(waiting.items()):
+        digest = _digest(files)
+        still[group] = digest
+        if observed.get(group) == digest and not full:
+            continue
+        infos = sorted(files.values(), key=lambda info: (info.last_modified or now, info.key))
+        oldest = infos[0]
+        # Clamped: the store's clock (S3) and this host's may disagree by a little.
+        age = max(0.0, (now - oldest.last_modified).total_seconds() / 60) if oldest.last_modified else None
+        events.append(
+            dg.AssetObservation(
+                asset_key=dg.AssetKey(["raw", name]),
+                partition=day.isoformat(),
+                description=f"{len(infos)} file(s) waiting in raw/",
+                metadata={
+                    "files_waiting": len(infos),
+                    "bytes_waiting": sum(info.size for info in infos),
+                    "oldest_waiting_minutes": round(age, 1) if age is not None else "unknown",
+                    "oldest_file": dg.MetadataValue.path(oldest.key),
+                    "gate_run": "waits for the next tick (run cap)" if group in deferred else "requested",
+                    "files": dg.MetadataValue.md(
+                        "\n".join(f"- {code(info.key)} ({info.size:,} bytes)" for info in infos[:20])
+                        + (f"\n- … and {len(infos) - 20} more" if len(infos) > 20 else "")
+                    ),
+                },
+            )
+        )
+    for group in sorted(set(observed) - set(waiting)):
+        if covered(group):  # listed, and nothing waits any more: say so once
+            name, day = group.split("/", 1)
+            events.append(
+                dg.AssetObservation(
+                    asset_key=dg.AssetKey(["raw", name]),
+                    partition=day,
+                    description="nothing waiting in raw/",
+                    metadata={"files_waiting": 0, "bytes_waiting": 0},
+                )
+            )
+    return events, still
 
 
 def _group_of(key: str) -> str:
@@ -484,7 +556,10 @@ def build_raw_sensor(
                     f"listed under {plan.summary['prefixes_listed']} prefixes; skipped {plan.summary['skipped']})"
                 ),
                 cursor=plan.cursor.dump(),
+                asset_events=plan.observations,
             )
-        return dg.SensorResult(run_requests=plan.run_requests, cursor=plan.cursor.dump())
+        return dg.SensorResult(
+            run_requests=plan.run_requests, cursor=plan.cursor.dump(), asset_events=plan.observations
+        )
 
     return raw_files_sensor
