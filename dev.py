@@ -4,7 +4,10 @@
 Why a Python script and not only a Makefile: the quick start promises two commands on a fresh
 machine that has Python 3.11 and nothing else. `python3 dev.py demo` and `python3 dev.py test`
 create `.venv`, install the project from pyproject.toml (again only when it changed), and run.
-`test` also installs, with apt, the few Debian packages the suite runs for real (PostgreSQL) when missing.
+`test` also installs, with apt, the few Debian packages the suite runs for real (PostgreSQL, and Chromium
+for the browser test) when missing.
+
+`dev` (``dagster dev``) stops on SIGTERM or SIGINT sent to this script: see ``run_task``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import glob
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import venv
@@ -33,9 +37,11 @@ TASKS: dict[str, list[str]] = {
 
 
 # Debian packages the test suite runs for real (never mocked), each with a file or command proving it is there:
-# PostgreSQL for the production instance's tests (Debian keeps initdb/pg_ctl off PATH, under its version).
+# PostgreSQL for the production instance's tests (Debian keeps initdb/pg_ctl off PATH, under its version);
+# Chromium for the browser test of the Dagster UI (playwright drives Debian's build, no `playwright install`).
 TEST_SYSTEM_PACKAGES: dict[str, str] = {
     "postgresql": "/usr/lib/postgresql/*/bin/initdb",
+    "chromium": "chromium",
 }
 
 
@@ -61,6 +67,32 @@ def ensure_system_packages(packages: dict[str, str]) -> None:
         subprocess.run([*sudo, apt, "-q", "install", "-y", "--no-install-recommends", *missing], check=True, env=env)
     except subprocess.CalledProcessError as error:
         sys.exit(f"apt could not install {' '.join(missing)} ({error}): install them yourself, then run again")
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def run_task(command: list[str], env: dict[str, str]) -> int:
+    """Run a task as a child; SIGTERM or SIGINT sent to this script are passed on to it, once.
+
+    Why: ``dagster dev`` maps SIGTERM to whatever SIGINT does in its process, and a process started in the
+    background (``&`` in a script, nohup, some supervisors) inherits SIGINT *ignored*: SIGTERM was then
+    ignored too, and ``dagster dev`` never stopped (no sensor or resource held it; it never heard). The
+    child gets SIGINT's default back, runs in a session of its own (a Ctrl-C in the terminal reaches it
+    only through this script, not twice), and this script waits for it to finish shutting down.
+    """
+    posix = os.name != "nt"
+    child = subprocess.Popen(
+        command, cwd=ROOT, env=env, start_new_session=posix, preexec_fn=_default_sigint if posix else None
+    )
+
+    def forward(signum: int, _frame: object) -> None:
+        child.send_signal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
+    return child.wait()
 
 
 def _requirements_fingerprint() -> str:
@@ -97,7 +129,7 @@ def main(argv: list[str]) -> int:
     Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     executable = str(BIN / command[0]) if (BIN / command[0]).exists() else command[0]
-    return subprocess.run([executable, *command[1:], *extra], cwd=ROOT, env=env).returncode
+    return run_task([executable, *command[1:], *extra], env)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import dagster as dg
 from customer360.assets.clean import build_clean_asset
 from customer360.assets.gate import build_gate_asset
 from customer360.assets.mart import customer_360
+from customer360.assets.presentation import with_presentation
 from customer360.assets.raw import build_raw_asset
 from customer360.assets.staging import build_staging_asset
 from customer360.assets.unroutable import UNROUTABLE_KEY, unroutable_raw_files
@@ -31,11 +32,19 @@ ZONE_FACTORIES = (build_raw_asset, build_gate_asset, build_clean_asset, build_st
 PIPELINE_JOB_NAME = "customer360_pipeline"
 
 
-def build_assets() -> list[dg.AssetsDefinition]:
+def build_assets(
+    lake: LakeResource | None = None, warehouse: WarehouseResource | None = None
+) -> list[dg.AssetsDefinition]:
+    """Every asset; ``lake`` and ``warehouse`` (default: the environment's) choose the kinds the UI shows."""
+    lake = lake or lake_resource_from_env()
+    warehouse = warehouse or warehouse_resource_from_env()
     zone_assets = [factory(dataset) for dataset in DATASETS.values() for factory in ZONE_FACTORIES]
     # Clean, staging, warehouse and mart follow their inputs (customer360.automation); raw/gate are sensor-driven.
     # Every daily asset: one run per range of days (customer360.automation.DAILY_BACKFILL_POLICY).
-    return with_backfill_policy(with_automation([*zone_assets, customer_360, unroutable_raw_files]))
+    # Kinds for the backends in use, the zone, owners and tags (customer360.assets.presentation).
+    assets = with_automation([*zone_assets, customer_360, unroutable_raw_files])
+    assets = with_presentation(assets, lake_location=lake.location, warehouse_backend=warehouse.backend)
+    return with_backfill_policy(assets)
 
 
 UNROUTABLE_JOB_NAME = "reject_unroutable_raw_files"
@@ -49,7 +58,8 @@ unroutable_job = dg.define_asset_job(
 pipeline_job = dg.define_asset_job(
     PIPELINE_JOB_NAME,
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets(UNROUTABLE_KEY),
-    description="Every zone of every dataset for one day: raw -> gate -> clean -> staging -> warehouse.",
+    description="Every zone of every dataset, for one day or a range: raw -> gate -> clean -> staging -> "
+    "warehouse -> mart.",
 )
 
 
@@ -58,7 +68,7 @@ gate_job = build_gate_job()
 
 def build_definitions(lake: LakeResource, warehouse: WarehouseResource) -> dg.Definitions:
     return dg.Definitions(
-        assets=build_assets(),
+        assets=build_assets(lake, warehouse),
         # Expected deliveries per day on archive/<dataset>, for datasets whose contract declares them.
         asset_checks=delivery_checks(list(DATASETS.values())),
         jobs=[pipeline_job, unroutable_job, gate_job],

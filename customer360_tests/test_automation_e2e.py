@@ -201,7 +201,7 @@ def test_dropped_files_settle_every_zone_and_late_files_rerun_only_their_days(dr
     assert ran == {
         ("raw/activity_logs", days[1]), ("archive/activity_logs", days[1]), ("rejected/activity_logs", days[1]),
         ("clean/activity_logs", days[1]), ("staging/activity", days[1]), ("warehouse/activity", days[1]),
-        *{("warehouse/customer_360", d) for d in days[1:]},
+        *{("mart/customer_360", d) for d in days[1:]},
     }
     assert driver.pipeline.warehouse_rows("activity", days[1]) > activity_before
     if isinstance(store, S3LakeStore):
@@ -216,7 +216,7 @@ def test_dropped_files_settle_every_zone_and_late_files_rerun_only_their_days(dr
     expected = {("raw/customers", days[1]), ("archive/customers", days[1]), ("rejected/customers", days[1]),
                 ("clean/customers", days[1])}
     for zone in ("staging/customers", "staging/activity", "warehouse/customers", "warehouse/activity",
-                 "warehouse/customer_360"):
+                 "mart/customer_360"):
         expected |= {(zone, d) for d in later}
     # Only these: the day before a requested snapshot day is not requested along (the staging assets are
     # subsettable; see customer360.assets.staging).

@@ -131,7 +131,7 @@ def test_dry_run_submits_nothing_and_bad_requests_are_refused(
     assert main(["backfill", "--start", "2024-01-01", "--end", "2024-01-31", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "31 day(s)" in out and "dry run" in out
-    assert "warehouse/customer_360" in out and "raw/customers" in out
+    assert "mart/customer_360" in out and "raw/customers" in out
     assert "not daily, left out: rejected/unroutable" in out
 
     assert main(["backfill", "--start", "2024-01-05", "--end", "2024-01-01"]) == 2

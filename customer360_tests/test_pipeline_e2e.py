@@ -182,6 +182,23 @@ def test_one_run_over_a_range_records_each_days_materialization_and_checks_for_t
         by_key.setdefault(info.check_key, set()).add(str(info.partition_key))
     assert by_key == {key: wanted for key in check_keys}
 
+    # The warehouse tables and the mart explain themselves: every column described, a preview, a row count.
+    for path in (["warehouse", "customers"], ["warehouse", "activity"], ["mart", "customer_360"],
+                 ["staging", "customers"]):
+        [latest] = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(path), asset_partitions=[days[1].isoformat()]), limit=1
+        ).records
+        metadata = latest.asset_materialization.metadata
+        columns = metadata["dagster/column_schema"].value.columns
+        assert columns and all(c.description for c in columns), (path, [c.name for c in columns if not c.description])
+        assert metadata["dagster/row_count"].value > 0, path
+        if path[0] != "staging":
+            assert "| customer_id |" in metadata["preview"].value or "| event_id |" in metadata["preview"].value, path
+    # Kinds name the storage in use.
+    lake_kind = "s3" if isinstance(pipeline.store, S3LakeStore) else "file"
+    assert graph.get(dg.AssetKey(["clean", "customers"])).kinds == {"clean", "parquet", lake_kind}
+    assert graph.get(dg.AssetKey(["mart", "customer_360"])).kinds == {"mart", "duckdb"}
+
     # Oldest day first: each customers snapshot holds every customer of the days before it.
     snapshots = [set(_staging_table(pipeline, "customers", day)["customer_id"].to_pylist()) for day in days]
     assert snapshots[0] and snapshots[0] <= snapshots[1] <= snapshots[2]

@@ -52,7 +52,7 @@ CLEAN = [["clean", name] for name in DATASETS]
 DOWNSTREAM = [
     *(["staging", dataset.staging_name] for dataset in DATASETS.values()),
     *(["warehouse", dataset.staging_name] for dataset in DATASETS.values()),
-    ["warehouse", "customer_360"],
+    ["mart", "customer_360"],
 ]
 GATE = [[zone, name] for name in DATASETS for zone in ("raw", "archive", "rejected")]
 ALL_DAILY = GATE + CLEAN + DOWNSTREAM
@@ -266,7 +266,7 @@ def test_a_ui_backfill_records_each_days_checks_and_the_automation_carries_the_d
         _assert_checks_of_days(stack, ALL_DAILY, [DAYS[1]])
 
         # 3. ``customer360 backfill`` (the CLI records the same kind of backfill): the warehouse and the mart.
-        warehouse = [p for p in DOWNSTREAM if p[0] == "warehouse"]
+        warehouse = [p for p in DOWNSTREAM if p[0] in ("warehouse", "mart")]
         with stack.instance() as instance:
             before = {tuple(p): _materialized_days(instance, p)[DAYS[1].isoformat()] for p in warehouse}
         day = DAYS[1].isoformat()

@@ -84,3 +84,41 @@ def test_every_partitioned_asset_is_daily_from_the_2024_start() -> None:
         if partitions_def is not None:
             assert partitions_def == daily_partitions, key
     assert isinstance(daily_partitions, dg.DailyPartitionsDefinition)
+
+
+def test_every_asset_names_its_zone_owner_and_the_backends_in_use() -> None:
+    from customer360.definitions import build_assets
+    from customer360.lake.resource import LakeResource
+    from customer360.warehouse.resource import WarehouseResource
+
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert key.path[0] == node.group_name, f"{key.to_user_string()}: key and group agree"
+        assert node.group_name in node.kinds, f"{key.to_user_string()}: the zone is on the graph node"
+        assert node.owners == ["team:data-platform"], key
+        assert node.tags["customer360/zone"] == node.group_name
+        assert node.tags["customer360/personal_data"] in ("yes", "no", "hashed", "unknown")
+        assert not {"s3", "snowflake"} & node.kinds, "the embedded default: a local folder and DuckDB"
+    assert graph.get(dg.AssetKey(["mart", "customer_360"])).tags["customer360/personal_data"] == "hashed"
+    assert graph.get(dg.AssetKey(["clean", "customers"])).tags["customer360/personal_data"] == "yes"
+
+    on_s3 = build_assets(LakeResource(location="s3://bucket/lake"),
+                         WarehouseResource(backend="snowflake", account="a", user="u", database="d", schema="s"))
+    kinds = {key.to_user_string(): spec.kinds for a in on_s3 for key, spec in a.specs_by_key.items()}
+    assert kinds["clean/customers"] == {"clean", "parquet", "s3"}
+    assert kinds["raw/plans"] == {"raw", "s3"}
+    assert kinds["warehouse/activity"] == {"warehouse", "snowflake"}
+    assert kinds["mart/customer_360"] == {"mart", "snowflake"}
+
+
+def test_the_clean_column_schema_describes_every_column_from_the_contract() -> None:
+    graph = defs.resolve_asset_graph()
+    for name in DATASETS:
+        schema = graph.get(dg.AssetKey(["clean", name])).metadata["dagster/column_schema"]
+        undescribed = [c.name for c in schema.columns if not c.description]
+        assert not undescribed, (name, undescribed)
+    customers = graph.get(dg.AssetKey(["clean", "customers"])).metadata["dagster/column_schema"]
+    by_name = {c.name: c.description for c in customers.columns}
+    assert "source field `customerID`" in by_name["customer_id"] and "required" in by_name["customer_id"]
+    assert "personal data" in by_name["email"]

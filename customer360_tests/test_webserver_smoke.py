@@ -135,7 +135,7 @@ def test_webserver_serves_the_code_location_its_sensors_and_every_asset(webserve
     assert ALERT_SENSOR_NAME in sensors
 
     keys = {"/".join(node["assetKey"]["path"]) for node in data["assetNodes"]}
-    expected = {"warehouse/customer_360", "rejected/unroutable"}
+    expected = {"mart/customer_360", "rejected/unroutable"}
     for name, dataset in DATASETS.items():
         expected |= {f"{zone}/{name}" for zone in ("raw", "archive", "rejected", "clean")}
         expected |= {f"staging/{dataset.staging_name}", f"warehouse/{dataset.staging_name}"}

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
-from customer360.assets.metadata import column_schema, peak_memory_mb, preview
+from customer360.assets.metadata import column_descriptions, column_schema, peak_memory_mb, preview
 from customer360.checks import CheckDef, check_results, check_specs, clean_check_defs, run_clean_checks
 from customer360.contracts import Dataset
 from customer360.lake import layout
@@ -40,8 +40,10 @@ def build_clean_asset(dataset: Dataset) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         description=f"{dataset.name} typed and standardized per contract v{dataset.version}, as Parquet under "
         f"`clean/{dataset.name}/dt=YYYY-MM-DD/`; rule-breaking rows quarantined under `rejected/{dataset.name}/rows/`.",
-        kinds={"parquet", "s3"},
-        metadata={"dagster/column_schema": column_schema(clean_schema(dataset)), "contract_version": dataset.version},
+        metadata={
+            "dagster/column_schema": column_schema(clean_schema(dataset), column_descriptions(dataset)),
+            "contract_version": dataset.version,
+        },
         check_specs=check_specs(clean_key_of(dataset), checks),
     )
     def clean(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[DayEvent]:

@@ -77,7 +77,6 @@ def build_gate_asset(dataset: Dataset) -> dg.AssetsDefinition:
                 group_name="archive",
                 description=f"Accepted {dataset.name} files, byte-for-byte and immutable: the audit trail and "
                 "the only input to ETL.",
-                kinds={"s3"},
                 partitions_def=daily_partitions,
             ),
             dg.AssetSpec(
@@ -85,7 +84,6 @@ def build_gate_asset(dataset: Dataset) -> dg.AssetsDefinition:
                 deps=[dg.AssetKey(["raw", dataset.name])],
                 group_name="rejected",
                 description=f"Refused {dataset.name} files, each with a JSON report saying why and what to do.",
-                kinds={"s3"},
                 partitions_def=daily_partitions,
             ),
         ],

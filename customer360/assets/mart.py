@@ -1,4 +1,7 @@
-"""warehouse/customer_360: the Customer 360 mart, one row per customer per day, built in the warehouse.
+"""mart/customer_360: the Customer 360 mart, one row per customer per day, built in the warehouse.
+
+Its key names the zone its group shows (``mart``), like every other asset; the table itself is
+``customer_360`` in the warehouse, beside the tables it is built from.
 
 Reads the day's customers table and 30 days of activity (the trailing usage window). For Dagster it
 depends on the same day of both: a window dependency made the UI's backfill dialog add the 29 following
@@ -15,16 +18,25 @@ from datetime import date
 import dagster as dg
 
 from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
+from customer360.assets.metadata import column_schema, rows_preview
 from customer360.assets.warehouse import WAREHOUSE_POOL, warehouse_key_of
 from customer360.contracts import ACTIVITY_LOGS, CUSTOMERS
 from customer360.lake.resource import LakeResource
 from customer360.partitions import daily_partitions
-from customer360.warehouse.base import Warehouse
-from customer360.warehouse.mart import MART_TABLE, WINDOW_DAYS, build_customer_360, mart_checks
+from customer360.warehouse.base import Warehouse, sample_rows
+from customer360.warehouse.mart import (
+    MART_DESCRIPTIONS,
+    MART_SCHEMA,
+    MART_TABLE,
+    WINDOW_DAYS,
+    build_customer_360,
+    mart_checks,
+)
 from customer360.warehouse.resource import WarehouseResource
 from customer360.zones.staging import staging_schema
 
-MART_KEY = dg.AssetKey(["warehouse", MART_TABLE])
+MART_KEY = dg.AssetKey(["mart", MART_TABLE])
+PREVIEW_COLUMNS = [f.name for f in MART_SCHEMA][:14]
 
 
 @dg.asset(
@@ -39,7 +51,6 @@ MART_KEY = dg.AssetKey(["warehouse", MART_TABLE])
     description="Customer 360: profile, current plan and fee, tenure, churn flag and trailing-30-day usage "
     "(voice minutes, SMS, data MB, charges, roaming share, last activity) per customer per day. "
     "email and msisdn are SHA-256 hashed.",
-    kinds={"duckdb", "snowflake"},
     check_specs=[
         dg.AssetCheckSpec(
             "one_row_per_customer",
@@ -69,7 +80,13 @@ def customer_360(
 def _mart_day(target: Warehouse, day: date) -> DayRecord:
     rows = build_customer_360(target, day)
     checks = mart_checks(target, day)
-    metadata = {"dagster/row_count": rows, "window_days": WINDOW_DAYS, "charges_30d": float(checks["mart_charges"])}
+    metadata = {
+        "dagster/row_count": rows,
+        "dagster/column_schema": column_schema(MART_SCHEMA, MART_DESCRIPTIONS),
+        "preview": rows_preview(PREVIEW_COLUMNS, sample_rows(target, MART_TABLE, "mart_date", day, PREVIEW_COLUMNS)),
+        "window_days": WINDOW_DAYS,
+        "charges_30d": float(checks["mart_charges"]),
+    }
     one_row = dg.AssetCheckResult(
         check_name="one_row_per_customer",
         passed=checks["duplicate_customers"] == 0 and checks["missing_customers"] == 0,

@@ -1,17 +1,52 @@
 """Materialization metadata users look for in the UI: row counts, column schema, previews, rates."""
 
+from collections.abc import Mapping, Sequence
+
 import dagster as dg
 import pyarrow as pa
 
+from customer360.contracts import DATASETS, Dataset
 
-def column_schema(fields: list[tuple[str, str]] | pa.Schema) -> dg.TableSchema:
+# Columns every zone adds to the contract's: where a row came from and how.
+LINEAGE_DESCRIPTIONS = {
+    "partition_date": "the business day (partition) the row belongs to",
+    "_source_file": "the archived file the row was read from",
+    "_source_line": "the row's line (CSV) or record (JSON Lines) number in that file",
+    "_contract_version": "the contract version the file was validated against",
+    "_rescued_data": "fields the contract does not know, as a JSON object (see the unknown_columns check)",
+    "_record_date": "the business day of the file this snapshot row was last updated by",
+}
+
+
+def column_descriptions(dataset: Dataset) -> dict[str, str]:
+    """Every column a dataset's clean, staging and warehouse tables can have, described from its contract."""
+    described = {**dataset.column_descriptions(), **LINEAGE_DESCRIPTIONS}
+    for join in dataset.staging_joins:
+        other = DATASETS[join.dataset]
+        for column, alias in join.columns:
+            source = other.field(column).column_description
+            described.setdefault(alias, f"joined from {join.dataset}.{column}: {source}")
+    return described
+
+
+def column_schema(
+    fields: list[tuple[str, str]] | pa.Schema, descriptions: Mapping[str, str] | None = None
+) -> dg.TableSchema:
     pairs = [(f.name, str(f.type)) for f in fields] if isinstance(fields, pa.Schema) else fields
-    return dg.TableSchema(columns=[dg.TableColumn(name, type_name) for name, type_name in pairs])
+    described = descriptions or {}
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name, type_name, description=described.get(name)) for name, type_name in pairs]
+    )
 
 
-def preview(table: pa.Table, rows: int = 5) -> dg.MetadataValue:
+def rows_preview(names: Sequence[str], rows: Sequence[Sequence[object]]) -> dg.MetadataValue:
+    """A Markdown table of a few rows read from a warehouse table."""
+    return preview(pa.Table.from_pylist([dict(zip(names, row, strict=True)) for row in rows]) if rows else None)
+
+
+def preview(table: pa.Table | None, rows: int = 5) -> dg.MetadataValue:
     """A small markdown table of the first rows, lineage columns last."""
-    head = table.slice(0, rows).to_pylist()
+    head = table.slice(0, rows).to_pylist() if table is not None else []
     if not head:
         return dg.MetadataValue.md("_no rows_")
     names = [c for c in table.column_names if c != "_rescued_data"][:14]

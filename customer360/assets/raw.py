@@ -24,7 +24,6 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         description=f"Files landed in `raw/{dataset.name}/YYYY-MM-DD/` by upstream: untrusted, temporary. "
         + dataset.description,
-        kinds={"s3"},
         metadata={"lake_prefix": f"raw/{dataset.name}/"},
     )
     def raw_files(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[DayEvent]:

@@ -28,7 +28,7 @@ from datetime import date
 import dagster as dg
 
 from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
-from customer360.assets.metadata import column_schema, peak_memory_mb
+from customer360.assets.metadata import column_descriptions, column_schema, peak_memory_mb
 from customer360.checks import check_results, check_specs, run_staging_checks, staging_check_defs
 from customer360.contracts import DATASETS, Dataset
 from customer360.lake.resource import LakeResource
@@ -65,7 +65,6 @@ def build_staging_asset(dataset: Dataset) -> dg.AssetsDefinition:
                 f"{', '.join(dataset.dedup_key)}"
                 + (f", joined with {joined}" if joined else "")
                 + f". Parquet under `staging/{dataset.name}/dt=YYYY-MM-DD/`, sized for Snowflake COPY.",
-                kinds={"parquet", "s3"},
                 partitions_def=daily_partitions,
             )
         ],
@@ -109,7 +108,7 @@ def _staging_day(store: LakeStore, dataset: Dataset, day: date, log: logging.Log
     metadata = {
         **events,
         "dagster/row_count": result.rows,
-        "dagster/column_schema": column_schema(result.schema),
+        "dagster/column_schema": column_schema(result.schema, column_descriptions(dataset)),
         "files": dg.MetadataValue.json(result.keys),
         "rebuilt_from_history": result.rebuilt_from_history,
         "seconds": round(result.seconds, 3),

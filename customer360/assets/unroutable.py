@@ -28,7 +28,6 @@ UNROUTABLE_KEY = dg.AssetKey(["rejected", "unroutable"])
     group_name="rejected",
     description="Raw objects naming no known dataset or no valid business date, moved to rejected/_unroutable/ "
     "with a JSON report each.",
-    kinds={"s3"},
     check_specs=[
         dg.AssetCheckSpec(
             REJECTION_CHECK,

@@ -14,6 +14,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
+from customer360.assets.metadata import column_descriptions, column_schema, rows_preview
 from customer360.assets.staging import staging_key_of
 from customer360.contracts import Dataset
 from customer360.lake import layout
@@ -21,10 +22,11 @@ from customer360.lake.resource import LakeResource
 from customer360.lake.store import LakeStore
 from customer360.lake.transfer import fetch_many, parquet_keys, scratch_dir
 from customer360.partitions import daily_partitions
-from customer360.warehouse.base import Warehouse
+from customer360.warehouse.base import PARTITION_COLUMN, Warehouse, sample_rows
 from customer360.warehouse.resource import WarehouseResource
 
 WAREHOUSE_POOL = "warehouse"
+PREVIEW_COLUMNS = 14
 LOAD_RECONCILES = "load_reconciles_with_staging"
 
 
@@ -43,7 +45,6 @@ def build_warehouse_asset(dataset: Dataset) -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
         description=f"Warehouse table {dataset.staging_name}, loaded by COPY from staging/{dataset.name}/ only; "
         "each day's rows replaced as a unit.",
-        kinds={"duckdb", "snowflake"},
         check_specs=[
             dg.AssetCheckSpec(
                 LOAD_RECONCILES,
@@ -91,8 +92,11 @@ def _load_day(store: LakeStore, target: Warehouse, dataset: Dataset, day: date) 
         }
         for f in result.files
     ]
+    shown = [f.name for f in schema if f.name != "_rescued_data"][:PREVIEW_COLUMNS]
     metadata = {
         "dagster/row_count": result.rows_loaded,
+        "dagster/column_schema": column_schema(schema, column_descriptions(dataset)),
+        "preview": rows_preview(shown, sample_rows(target, dataset.staging_name, PARTITION_COLUMN, day, shown)),
         "rows_deleted": result.rows_deleted,
         "files": len(result.files),
         "added_columns": dg.MetadataValue.json(result.added_columns),

@@ -72,6 +72,30 @@ class Field:
         return snake_case(source_value)
 
     @property
+    def column_description(self) -> str:
+        """What the column holds, from the contract, for the UI's column schemas."""
+        what = [self.description] if self.description else []
+        same = self.source_name == self.name
+        what.append("source field of the same name" if same else f"source field `{self.source_name}`")
+        what.append(_KIND_TEXT[self.kind])
+        if self.kind is Kind.FLAG:
+            what.append(f"{self.true_value} is true, {self.false_value} is false")
+        if self.kind is Kind.STATE:
+            what.append("one of " + ", ".join(self.states))
+        if self.kind is Kind.DECIMAL:
+            what.append(f"up to {self.scale} decimal places")
+        if self.minimum is not None:
+            what.append(f"at least {self.minimum}")
+        if self.pattern:
+            what.append(f"pattern `{self.pattern}`")
+        what.append("required" if self.required else "optional in the header" if self.optional else "may be empty")
+        if self.unique_in_file:
+            what.append("unique per file")
+        if self.personal:
+            what.append("personal data")
+        return "; ".join(what)
+
+    @property
     def allowed_values(self) -> tuple[str, ...] | None:
         """Source spellings accepted, for kinds with a closed set."""
         if self.kind is Kind.FLAG:
@@ -80,6 +104,18 @@ class Field:
             return self.states
         return None
 
+
+_KIND_TEXT = {
+    Kind.TEXT: "text",
+    Kind.LOWER_TEXT: "text, lower-cased",
+    Kind.PHONE: "phone number in E.164",
+    Kind.INT: "integer",
+    Kind.DECIMAL: "decimal",
+    Kind.FLAG: "flag",
+    Kind.STATE: "state, snake_case",
+    Kind.TIMESTAMP: "timestamp, UTC",
+    Kind.DATE: "date",
+}
 
 ARROW_TYPES = {
     Kind.TEXT: lambda f: pa.string(),
@@ -193,6 +229,10 @@ class Dataset:
             if f.name == name or f.source_name == name:
                 return f
         raise KeyError(f"{self.name} has no field {name}")
+
+    def column_descriptions(self) -> dict[str, str]:
+        """Every contract column's description (see ``Field.column_description``)."""
+        return {f.name: f.column_description for f in self.fields}
 
     @property
     def typed_schema(self) -> pa.Schema:

@@ -142,6 +142,20 @@ def check_identifier(name: str, what: str = "identifier") -> str:
     return name
 
 
+_DAY_PARAM: dict[Dialect, str] = {"duckdb": "CAST($day AS DATE)", "snowflake": "CAST(%(day)s AS DATE)"}
+
+
+def sample_rows(
+    warehouse: Warehouse, table: str, day_column: str, day: date, columns: Sequence[str], limit: int = 5
+) -> list[tuple]:
+    """A few rows of one day of a table, in ``columns`` order (the UI's preview of a warehouse table)."""
+    names = ", ".join(check_identifier(c, "column") for c in columns)
+    where = f"{check_identifier(day_column, 'column')} = {_DAY_PARAM[warehouse.dialect]}"
+    return warehouse.query(
+        f"SELECT {names} FROM {check_identifier(table, 'table')} WHERE {where} LIMIT {int(limit)}", {"day": day}
+    )
+
+
 def check_schema(schema: pa.Schema, *, partitioned: bool = False) -> None:
     """Columns must be nameable without quoting; a table loaded by day needs its partition column."""
     names = [check_identifier(f.name, "column") for f in schema]

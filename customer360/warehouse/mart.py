@@ -56,6 +56,33 @@ MART_SCHEMA = pa.schema(
     ]
 )
 
+# What each column holds, for the UI's column schema (the mart is the table analysts read).
+MART_DESCRIPTIONS = {
+    "mart_date": "the day this row describes (the partition)",
+    "customer_id": "the CRM's customer id",
+    "gender": "from the customers snapshot of mart_date",
+    "senior_citizen": "from the customers snapshot of mart_date",
+    "partner": "from the customers snapshot of mart_date",
+    "dependents": "from the customers snapshot of mart_date",
+    "contract": "contract type, from the customers snapshot",
+    "payment_method": "from the customers snapshot",
+    "internet_service": "from the customers snapshot",
+    "plan_id": "the customer's current plan",
+    "plan_name": "the plan's name, from the plans snapshot of mart_date",
+    "plan_monthly_fee": "the plan's monthly fee, from the plans snapshot of mart_date",
+    "tenure": "months as a customer",
+    "churn": "the CRM's churn flag",
+    "email_sha256": "SHA-256 (hex) of the trimmed, lower-cased email; the email itself never reaches the mart",
+    "msisdn_sha256": "SHA-256 (hex) of the trimmed E.164 phone number; pseudonymous, not anonymous",
+    "voice_minutes_30d": "voice minutes over the 30 days ending at mart_date",
+    "sms_count_30d": "SMS over the 30 days ending at mart_date",
+    "data_mb_30d": "data MB over the 30 days ending at mart_date",
+    "charges_30d": "charges over the 30 days ending at mart_date (exact 4-place sum)",
+    "events_30d": "activity events over the 30 days ending at mart_date",
+    "roaming_share_30d": "share of those events made while roaming (0 to 1)",
+    "last_activity_ts": "the newest activity event up to mart_date (UTC)",
+}
+
 # {p_name} is a bind placeholder, {hash(...)} a SHA-256 hex digest; see _render.
 _DELETE_TEMPLATE = "DELETE FROM customer_360 WHERE mart_date = {p_mart_date}"
 

@@ -1,0 +1,70 @@
+"""How the assets present themselves in the UI: kinds for the backends in use, the zone, owners and tags.
+
+Applied in one place (``definitions.build_assets``) to every asset the zone factories build, like the
+automation conditions, so the factories stay free of it:
+
+* **kinds** name the zone (the graph labels a node with the last part of its key only, so
+  ``archive/customers`` and ``clean/customers`` both read "customers"; the zone kind is the badge that tells
+  them apart), the format (Parquet for clean and staging) and the storage actually in use: ``s3`` when the
+  lake is on S3, ``file`` for the local folder, and ``duckdb`` or ``snowflake`` for the warehouse, not both;
+* **owners**: the data-platform team (``CUSTOMER360_OWNER`` overrides it, e.g. a team or an email);
+* **tags**: ``customer360/zone``, ``customer360/dataset`` and ``customer360/personal_data`` (``yes`` where
+  email and phone numbers are held in full, ``hashed`` in the mart, ``unknown`` for unroutable objects,
+  else ``no``), so the catalog can be filtered by them.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from customer360.contracts import DATASETS
+
+DEFAULT_OWNER = "team:data-platform"
+OWNER_ENV = "CUSTOMER360_OWNER"
+PARQUET_ZONES = ("clean", "staging")
+WAREHOUSE_ZONES = ("warehouse", "mart")
+_DATASET_OF = {name: name for name in DATASETS} | {d.staging_name: d.name for d in DATASETS.values()}
+PERSONAL_DATASETS = {d.name for d in DATASETS.values() if any(f.personal for f in d.fields)}
+
+
+def lake_kind(location: str) -> str:
+    return "s3" if location.startswith("s3://") else "file"
+
+
+def kinds_of(zone: str, lake: str, warehouse: str) -> set[str]:
+    if zone in WAREHOUSE_ZONES:
+        return {zone, warehouse}
+    return {zone, lake, *(["parquet"] if zone in PARQUET_ZONES else [])}
+
+
+def tags_of(zone: str, key: dg.AssetKey) -> dict[str, str]:
+    dataset = _DATASET_OF.get(key.path[-1])
+    if zone == "mart":
+        personal = "hashed"
+    elif dataset is None:
+        personal = "unknown"  # rejected/unroutable: objects that name no dataset
+    else:
+        personal = "yes" if dataset in PERSONAL_DATASETS else "no"
+    return {
+        "customer360/zone": zone,
+        "customer360/dataset": dataset or ("all" if zone == "mart" else "none"),
+        "customer360/personal_data": personal,
+    }
+
+
+def with_presentation(
+    assets: list[dg.AssetsDefinition], *, lake_location: str, warehouse_backend: str
+) -> list[dg.AssetsDefinition]:
+    """``assets`` with kinds, owners and tags as described in the module docstring."""
+    lake = lake_kind(lake_location)
+    owner = os.environ.get(OWNER_ENV, "").strip() or DEFAULT_OWNER
+
+    def present(spec: dg.AssetSpec) -> dg.AssetSpec:
+        zone = spec.group_name or spec.key.path[0]
+        return spec.replace_attributes(kinds=kinds_of(zone, lake, warehouse_backend)).merge_attributes(
+            owners=[owner], tags=tags_of(zone, spec.key)
+        )
+
+    return dg.map_asset_specs(present, assets)
