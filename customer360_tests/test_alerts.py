@@ -213,7 +213,7 @@ def test_why_a_file_was_rejected_is_on_its_asset_page_and_each_tick_says_what_it
     text = page.value
     for expected in ("short-row.csv", "wrong\\_field\\_count", "missing-required-column.csv",
                      "missing\\_required\\_fields", "**What to do:**", "| check | line | sample |",
-                     "**Schema diff:**", f"`rejected/customers/{DAY}/short-row.csv.report.json`"):
+                     "**Schema diff:**", f"Report: `rejected/customers/{DAY}/", "short-row.csv.report.json`"):
         assert expected in text, (expected, text)
     assert "0009-ABCDE" in text, "the failing line is quoted"
     assert not HTML_TAG.search(_outside_code(text))
