@@ -116,8 +116,15 @@ def test_bad_lines_are_named_in_the_report(gated: GatedCorpus) -> None:
         return report["failed_checks"][0]
 
     latin1 = failed("latin1_value")
+    latin1_bytes = next(c for c in CASES if c.name == "latin1_value").data
     assert latin1["samples"] == [
-        {"line": 7, "column": latin1["samples"][0]["column"], "bytes": "e8", "text": latin1["samples"][0]["text"]}
+        {
+            "line": 7,
+            "column": latin1["samples"][0]["column"],
+            "offset": latin1_bytes.index(b"\xe8"),
+            "bytes": "e8",
+            "text": latin1["samples"][0]["text"],
+        }
     ]
     assert "Ch\\xe8que" in latin1["samples"][0]["text"]
     assert failed("nul_bytes")["samples"][0]["line"] == 2

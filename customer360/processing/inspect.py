@@ -16,13 +16,16 @@ from pathlib import Path
 
 from customer360.contracts.model import Dataset
 from customer360.processing.formats import (
+    BYTE_LEVEL_REASONS,
     MAX_SAMPLES,
     SAMPLE_CHARS,
+    ByteScan,
     FormatError,
     StringBatches,
     csv_ragged_rows,
     detect_format,
     scan_bytes,
+    scan_signature,
 )
 from customer360.processing.standardize import ContractEvaluator, FileStats, evaluate_stream
 
@@ -40,12 +43,15 @@ ACTIONS = {
     "missing_partition_date": "resend under raw/<dataset>/<YYYY-MM-DD>/ with the business date of the contents",
     "unroutable_key": "resend under raw/<dataset>/<YYYY-MM-DD>/<file name> (no sub-folders)",
     "unsafe_key": "resend under a plain key: no '.', '..' or empty path segments, no backslash, no control characters",
+    "undeclared_gzip": "rename the file to end in .gz (.csv.gz or .jsonl.gz): its bytes are gzip-compressed",
+    "binary_file": "export the data as UTF-8 CSV or JSON Lines (.csv, .csv.gz, .jsonl, .jsonl.gz) and resend",
     "nul_bytes": "resend as UTF-8 text: NUL bytes mean binary data or UTF-16",
     "not_utf8": "resend the file encoded as UTF-8",
     "corrupt_compression": "resend: the compressed file is truncated or corrupt",
     "unparseable_csv": "resend as RFC 4180 CSV (comma-separated, one header row)",
     "invalid_json": "resend as JSON Lines: one JSON object per line",
     "not_json_object": "resend as JSON Lines: one JSON object per line",
+    "duplicate_key": "resend with each key at most once per JSON object",
     "line_too_long": "resend: a row is larger than any legitimate record",
     "no_header": "resend with a header row naming the contract's fields",
     "wrong_delimiter": "resend comma-separated (RFC 4180); the file uses another delimiter",
@@ -148,28 +154,26 @@ def inspect_file(dataset: Dataset, path: Path, file_name: str, day: date, size: 
     file_format = detect_format(file_name)
     if file_format is None:
         return reject("unsupported_extension", f"{file_name!r} is not .csv, .csv.gz, .jsonl or .jsonl.gz")
-    scan = scan_bytes(path, file_format)
+    # Parsers would misreport bytes that are not text (or not all there): those are decided first. A CSV
+    # is scanned whole before Arrow parses it; the JSON Lines reader checks each block's bytes itself,
+    # so only its first bytes are looked at here (and the whole file when the reader meets a defect).
+    scan = scan_bytes(path, file_format) if file_format.is_csv else scan_signature(path, file_format)
     if scan.defects:
-        # Parsers would misreport bytes that are not text (or not all there); stop at this level.
-        return Verdict(
-            accepted=False,
-            failed=[FailedCheck(d.reason, d.message, d.count, d.samples) for d in scan.defects.values()],
-            max_bad_row_share=dataset.max_bad_row_share,
-        )
+        return _byte_defects(dataset, scan)
     batches = StringBatches(path, file_format)
-    try:
-        header = batches.read_header()
-    except FormatError as error:
-        return reject(error.reason, error.message, samples=_sample(error))
+    header: list[str] = []
+    if file_format.is_csv:
+        try:
+            header = batches.read_header()
+        except FormatError as error:
+            return reject(error.reason, error.message, samples=_sample(error))
     verdict = Verdict(accepted=True, header=header, max_bad_row_share=dataset.max_bad_row_share)
-    if not header or all(not name.strip() for name in header):
-        verdict.failed.append(FailedCheck("no_header", "the file has no header row / first JSON object"))
-        verdict.accepted = False
-        return verdict
-    _check_header(dataset, header, verdict)
-    if verdict.failed:
-        verdict.accepted = False
-        return verdict
+    if file_format.is_csv:
+        if not header or all(not name.strip() for name in header):
+            return _fail(verdict, FailedCheck("no_header", "the file has no header row"))
+        _check_header(dataset, header, verdict)
+        if verdict.failed:
+            return _fail(verdict)
     stats = FileStats()
     evaluator = ContractEvaluator(dataset, header, file_name, day)
     try:
@@ -177,9 +181,20 @@ def inspect_file(dataset: Dataset, path: Path, file_name: str, day: date, size: 
         for result in evaluate_stream(evaluator, batches, collect=False):
             stats.add(result, MAX_SAMPLES)
     except FormatError as error:
-        verdict.failed.append(FailedCheck(error.reason, error.message, samples=_sample(error)))
-        verdict.accepted = False
-        return verdict
+        if error.reason in BYTE_LEVEL_REASONS:
+            scan = scan_bytes(path, file_format)
+            if scan.defects:
+                return _byte_defects(dataset, scan)
+        return _fail(verdict, FailedCheck(error.reason, error.message, samples=_sample(error)))
+    if not file_format.is_csv:
+        # A JSON Lines file's fields are the keys of all its objects: an object may omit a key that
+        # others hold (its value is empty, judged row by row); a field no object holds is missing.
+        if not batches.rows:
+            return _fail(verdict, FailedCheck("no_header", "the file holds no JSON object (only blank lines)"))
+        verdict.header = batches.header
+        _check_header(dataset, batches.header, verdict)
+        if verdict.failed:
+            return _fail(verdict)
     verdict.rows, verdict.bad_rows, verdict.rule_counts = stats.rows, stats.quarantined_rows, stats.rule_counts
     if batches.ragged_count:
         ragged, csv_error = csv_ragged_rows(path, file_format, len(header))
@@ -209,6 +224,20 @@ def inspect_file(dataset: Dataset, path: Path, file_name: str, day: date, size: 
             )
         )
     verdict.accepted = not verdict.failed
+    return verdict
+
+
+def _byte_defects(dataset: Dataset, scan: ByteScan) -> Verdict:
+    return Verdict(
+        accepted=False,
+        failed=[FailedCheck(d.reason, d.message, d.count, d.samples) for d in scan.defects.values()],
+        max_bad_row_share=dataset.max_bad_row_share,
+    )
+
+
+def _fail(verdict: Verdict, *failed: FailedCheck) -> Verdict:
+    verdict.failed.extend(failed)
+    verdict.accepted = False
     return verdict
 
 

@@ -173,8 +173,11 @@ class ContractEvaluator:
         """Fields the contract does not know, in order of first appearance (kept in ``_rescued_data``)."""
         return tuple(self._rescued)
 
-    def evaluate(self, batch: pa.RecordBatch, first_line: int, *, collect: bool = True) -> BatchResult:
+    def evaluate(self, batch: pa.RecordBatch, lines: int | pa.Array, *, collect: bool = True) -> BatchResult:
         """Type and check one batch. ``collect=False`` only counts (the gate): no clean rows, no quarantine.
+
+        ``lines`` is the physical source line of each row (as the readers give it), or the first row's
+        line when the rows sit on consecutive lines.
 
         Safe to call from several threads at once for different batches, except for contracts with
         ``unique_in_file`` fields, whose duplicates depend on batch order (see ``parallel_safe``).
@@ -213,7 +216,8 @@ class ContractEvaluator:
         violations = [v for v in violations if v.mask.true_count]
         bad = _any(violations, rows)
         bad_rows = bad.true_count if violations else 0
-        lines = pa.array(np.arange(first_line, first_line + rows, dtype=np.int64))
+        if isinstance(lines, int):
+            lines = pa.array(np.arange(lines, lines + rows, dtype=np.int64))
         clean = None
         if collect:
             clean = self._clean_table(batch, typed, lines, pc.invert(bad) if bad_rows else None, rows)
@@ -367,7 +371,7 @@ def _first_rules(
 
 def evaluate_stream(
     evaluator: ContractEvaluator,
-    batches: Iterable[tuple[pa.RecordBatch, int]],
+    batches: Iterable[tuple[pa.RecordBatch, int | pa.Array]],
     *,
     collect: bool = True,
     workers: int = EVALUATION_THREADS,
