@@ -136,6 +136,9 @@ def test_bad_lines_are_named_in_the_report(gated: GatedCorpus) -> None:
     assert types["count"] == 4
     assert {"line": 6, "rule": "type", "column": "tenure", "value": "twelve"} in types["samples"]
     assert failed("jsonl_array_line")["samples"][0]["line"] == 6
+    assert failed("jsonl_not_object_after_blank_lines")["samples"] == [{"line": 5, "text": '"a string"'}]
+    assert failed("gzip_named_csv")["message"].endswith("name it .csv.gz")
+    assert "ZIP archive" in failed("xlsx_named_csv")["message"]
     assert failed("semicolon_delimiter")["samples"][0]["missing"][0] == "customerID"
 
 

@@ -572,6 +572,9 @@ def _record_batch(table: pa.Table, rows: int) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns], names=table.column_names)
 
 
+_TRACK_PIECE_BYTES = 256 << 10
+
+
 # -- CSV physical lines -------------------------------------------------------------------------------
 
 
@@ -615,6 +618,11 @@ class _LineTracker(io.RawIOBase):
         super().close()
 
     def _note(self, data: bytes) -> None:
+        # Pieces bound the working arrays (one int64 per line break) whatever Arrow's block size.
+        for start in range(0, max(len(data), 1), _TRACK_PIECE_BYTES):
+            self._note_piece(data[start : start + _TRACK_PIECE_BYTES])
+
+    def _note_piece(self, data: bytes) -> None:
         base = self._offset
         self._offset += len(data)
         if not data:
