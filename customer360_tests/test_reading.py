@@ -323,9 +323,10 @@ def test_gzip_bytes_under_a_plain_name_are_named_gzip(lake: LakeStore, name: str
     [
         ("crm.csv", b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 64, "ZIP archive"),
         ("events.jsonl", b"PAR1\x15\x04" + b"\x00" * 64, "Parquet"),
-        ("crm.csv.gz", gzip.compress(b"PK\x03\x04\x14\x00" + b"\x00" * 64), "ZIP archive"),
+        ("crm.csv.gz", gzip.compress(b"PK\x03\x04\x14\x00" + b"\x00" * 64, mtime=0), "ZIP archive"),
         ("crm.csv", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "PDF"),
     ],
+    ids=["zip-named-csv", "parquet-named-jsonl", "zip-inside-csv-gz", "pdf-named-csv"],
 )
 def test_binary_formats_under_a_text_name_are_named(tmp_path: Path, name: str, data: bytes, kind: str) -> None:
     dataset = "activity_logs" if ".jsonl" in name else "customers"
