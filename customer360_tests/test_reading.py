@@ -114,6 +114,26 @@ def test_jsonl_field_only_in_a_later_object_is_present(tmp_path: Path) -> None:
     assert verdict.schema_diff["missing"] == []
 
 
+def test_jsonl_field_present_only_as_null_is_present(tmp_path: Path) -> None:
+    # cell_id is null in every object: the field is there, with no value (as an empty CSV column).
+    verdict = inspect_bytes(
+        tmp_path, "activity_logs", "events.jsonl", jsonl(*(event(i, cell_id=None) for i in range(30)))
+    )
+
+    assert verdict.accepted, verdict.failed
+    assert "cell_id" in verdict.header
+
+
+def test_jsonl_key_name_inside_a_string_is_not_the_key(tmp_path: Path) -> None:
+    # No object holds customer_id; a string value spelling it (even followed by a colon) is no key.
+    records = [event(i, customer_id="<drop>", cell_id='"customer_id": 7590-VHVEG') for i in range(30)]
+
+    verdict = inspect_bytes(tmp_path, "activity_logs", "events.jsonl", jsonl(*records))
+
+    assert verdict.reasons == ["missing_required_fields"]
+    assert verdict.schema_diff["missing"] == ["customer_id"]
+
+
 @pytest.mark.parametrize("blank", ["\n\n", "\n   \n\t\n", "\r\n\r\n"])
 def test_jsonl_leading_blank_lines_are_not_a_missing_header(lake: LakeStore, blank: str) -> None:
     data = blank.encode() + jsonl(*(event(i) for i in range(10)))
