@@ -184,6 +184,7 @@ class ContractEvaluator:
         """
         if batch.num_columns > self.dataset.max_columns:
             # A JSON Lines file may grow its field set mid-file; the gate checked only the first line's.
+            first_line = lines if isinstance(lines, int) else lines[0].as_py()
             raise FormatError(
                 "too_many_columns",
                 f"line {first_line}: {batch.num_columns:,} fields by this point; the {self.dataset.name} contract "
