@@ -110,10 +110,10 @@ def bench(source: Path) -> None:
         os.link(source, raw)
         ours = run.run_child("project_gate_clean", str(lake))
     reader_seconds, reader_rss, reader = own_child("reader", str(source))
-    print(f"  {'duckdb read_json job':<32} {duck.seconds:>7.2f} s {duck.peak_rss_mb:>7,.0f} MB  {duck.result}")
+    print(f"  {'duckdb read_json job':<32} {duck.seconds:>7.2f} s {duck.rss_mb:>7,.0f} MB  {duck.detail}")
     print(
-        f"  {'customer360 gate+clean':<32} {ours.seconds:>7.2f} s {ours.peak_rss_mb:>7,.0f} MB  "
-        f"x duckdb {ours.seconds / duck.seconds:.2f}  {ours.result}"
+        f"  {'customer360 gate+clean':<32} {ours.seconds:>7.2f} s {ours.rss_mb:>7,.0f} MB  "
+        f"x duckdb {ours.seconds / duck.seconds:.2f}  {ours.detail}"
     )
     print(f"  {'reader only (StringBatches)':<32} {reader_seconds:>7.2f} s {reader_rss:>7,.0f} MB  {reader}")
 
