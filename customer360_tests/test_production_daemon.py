@@ -260,11 +260,17 @@ def test_daemon_on_postgres_runs_a_week_concurrently_holds_same_day_gates_and_su
 
     d.start_code_server()
     d.start_daemon()
-    for key, data in sent.items():
-        if key not in held:
-            store.put_bytes(key, data)
+    # The earlier days first, then (once their gate runs fill the queue) the last day: its first gate run is
+    # then queued behind all of them, which leaves the sensor ticks to request the second one before it ends.
+    earlier = [key for key in sent if key not in held and not key.startswith(f"raw/activity_logs/{days[-1]}/")]
+    for key in earlier:
+        store.put_bytes(key, sent[key])
+    d.wait_for("gate runs for the earlier days", lambda: len(instance.get_runs()) > MAX_CONCURRENT_RUNS, timeout=300)
+    for key in sent:
+        if key not in held and key not in earlier:
+            store.put_bytes(key, sent[key])
 
-    # 2. The last day's first gate run exists (and waits behind the week's earlier days): its second file lands.
+    # 2. The last day's first gate run exists (and waits behind the earlier days'): its second file lands.
     d.wait_for(f"a gate run for {last_day_tag}", lambda: d.gate_runs(last_day_tag), timeout=300)
     store.put_bytes(second, sent[second])
     d.wait_for(f"a second gate run for {last_day_tag}", lambda: len(d.gate_runs(last_day_tag)) >= 2, timeout=300)
