@@ -286,6 +286,14 @@ def test_daemon_on_postgres_runs_a_week_concurrently_holds_same_day_gates_and_su
         ),
         timeout=600,
     )
+    # ...and not while it launches a run: a run the daemon marked STARTING and was killed before handing to the
+    # code server never starts; run monitoring fails it after start_timeout_seconds (600 s in dagster.yaml).
+    launching = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]
+    d.wait_for(
+        "a moment with no launch in progress",
+        lambda: not instance.get_runs(filters=dg.RunsFilter(statuses=launching)),
+        timeout=300,
+    )
     in_flight_at_kill = len(instance.get_runs(filters=dg.RunsFilter(statuses=list(IN_PROGRESS))))
     d.kill_daemon()
     store.put_bytes(late, sent[late])
