@@ -104,8 +104,14 @@ def identity(info: ObjectInfo) -> str:
     return hashlib.sha256(f"{info.key}\n{info.etag}\n{info.size}\n{stamp}".encode()).hexdigest()[:16]
 
 
-def _digest(identities: Iterable[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(identities)).encode()).hexdigest()[:20]
+def _digest(identities: Iterable[str], retired: dict[str, list[float]] | None = None) -> str:
+    """The run key's digest of the files a run moves; a resend of a moved file counts which arrival it is."""
+    retired = retired or {}
+    marked = (f"{i}#{int(retired[i][0])}" if i in retired else i for i in identities)
+    return hashlib.sha256("\n".join(sorted(marked)).encode()).hexdigest()[:20]
+
+
+RETIRED_KEEP_SECONDS = 24 * 3600  # far beyond the one second in which an identical resend could collide
 
 
 @dataclass
@@ -128,6 +134,9 @@ class RawCursor:
     last: dict[str, Any] = field(default_factory=dict)
     pending: list[dict[str, Any]] = field(default_factory=list)
     observed: dict[str, str] = field(default_factory=dict)  # group -> files last reported waiting (digest)
+    # identity -> [times it left raw/, when it last left (epoch s)]: an identical resend in the same second
+    # (S3 lists modification times in whole seconds) must not reuse the run key of the copy the gate moved.
+    retired: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, text: str | None) -> "RawCursor":
@@ -146,6 +155,7 @@ class RawCursor:
             last=dict(data.get("last", {})),
             pending=list(data.get("pending", [])),
             observed=dict(data.get("observed", {})),
+            retired={i: [float(v) for v in entry] for i, entry in data.get("retired", {}).items()},
         )
 
     def dump(self) -> str:
@@ -163,6 +173,8 @@ class RawCursor:
             data["pending"] = self.pending
         if self.observed:
             data["observed"] = dict(sorted(self.observed.items()))
+        if self.retired:
+            data["retired"] = dict(sorted(self.retired.items()))
         return json.dumps(data, separators=(",", ":"))
 
 
@@ -189,11 +201,13 @@ def _window(today: date, lookback_days: int) -> list[date]:
     return [today - timedelta(days=offset) for offset in range(lookback_days, -1, -1)]
 
 
-def gate_run_request(dataset: str, day: date, identities: Iterable[str], files: int) -> dg.RunRequest:
+def gate_run_request(
+    dataset: str, day: date, identities: Iterable[str], files: int, retired: dict[str, list[float]] | None = None
+) -> dg.RunRequest:
     """The one run that moves a (dataset, day)'s raw files; its run_key names exactly those files."""
     partition = day.isoformat()
     return dg.RunRequest(
-        run_key=f"gate:{dataset}/{partition}:{_digest(identities)}",
+        run_key=f"gate:{dataset}/{partition}:{_digest(identities, retired)}",
         job_name=GATE_JOB_NAME,
         asset_selection=[dg.AssetKey([zone, dataset]) for zone in ("raw", "archive", "rejected")],
         partition_key=partition,
@@ -280,6 +294,12 @@ def plan_tick(
         still_listed = cursor.seen.get(_group(name, day), set()) & files.keys()
         if still_listed:
             seen[_group(name, day)] = still_listed
+    retired = {i: entry for i, entry in cursor.retired.items() if now.timestamp() - entry[1] < RETIRED_KEEP_SECONDS}
+    gone = {i for g, ids in cursor.seen.items() if covered(g) for i in ids - seen.get(g, set())}
+    if full:
+        gone |= cursor.unroutable - unroutable.keys()
+    for gone_identity in gone:
+        retired[gone_identity] = [retired.get(gone_identity, [0.0])[0] + 1, now.timestamp()]
 
     runs: list[dg.RunRequest] = []
     run_keys: dict[str, str] = {}
@@ -290,7 +310,7 @@ def plan_tick(
     if fresh_unroutable and settings.max_runs_per_tick > 0:
         runs.append(
             dg.RunRequest(
-                run_key=f"unroutable:{_digest(unroutable)}",
+                run_key=f"unroutable:{_digest(unroutable, retired)}",
                 job_name=unroutable_job_name,
                 tags={"customer360/raw_files": str(len(unroutable))},
             )
@@ -313,7 +333,7 @@ def plan_tick(
             deferred_groups.add(group)
             skipped["deferred_to_next_tick"] += len(fresh)
             continue
-        runs.append(gate_run_request(name, day, files.keys(), len(files)))
+        runs.append(gate_run_request(name, day, files.keys(), len(files), retired))
         run_keys[group] = str(runs[-1].run_key)
         seen[group] = set(files)
         new_files += len(fresh)
@@ -328,6 +348,7 @@ def plan_tick(
         # A full scan cut short by the cap may have left days outside the window: scan fully again.
         backlog=full and deferred > 0,
         ticks=cursor.ticks + 1,
+        retired=retired,
     )
     summary: dict[str, Any] = {
         "mode": "full_scan" if full else "window" if list_window else "queue",
