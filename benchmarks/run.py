@@ -370,17 +370,19 @@ def mix_files(rows: int, mix: Mix, formats: list[str], ids: list[str]) -> dict[s
     return {f: Source(p, saved["rows"], saved["duplicates"], injected) for f, p in paths.items()}  # type: ignore[misc]
 
 
-def foreign_files(rows: int, ids: list[str]) -> dict[str, Source]:
+def foreign_files(rows: int, ids: list[str], formats: list[str]) -> dict[str, Source]:
+    """The foreign writer's day as .csv and/or .jsonl (whichever of them ``formats`` names)."""
     from benchmarks.foreign_feed import write_foreign_day
 
-    paths = {"csv": DATA / f"foreign-{rows}.csv", "jsonl": DATA / f"foreign-{rows}.jsonl"}
-    sidecar = DATA / f"foreign-{rows}.report.json"
+    paths = {f: DATA / f"foreign-{rows}.{f}" for f in ("csv", "jsonl") if f in formats}
+    sidecar = DATA / f"foreign-{rows}.{'-'.join(paths)}.report.json"
     if not (sidecar.exists() and all(p.exists() for p in paths.values())):
         started = time.perf_counter()
         injected = write_foreign_day(list(paths.values()), DAY, rows, ids, duplicate_share=FOREIGN.duplicate_share,
                                      bad_share=FOREIGN.bad_share)  # fmt: skip
         sidecar.write_text(json.dumps({f"{r}:{c}": n for (r, c), n in injected.items()}))
-        print(f"  wrote the foreign file ({rows:,} rows, csv and jsonl) in {time.perf_counter() - started:.0f}s")
+        took = time.perf_counter() - started
+        print(f"  wrote the foreign file ({rows:,} rows, {' and '.join(paths)}) in {took:.0f}s")
     injected = {tuple(k.split(":", 1)): v for k, v in json.loads(sidecar.read_text()).items()}
     duplicates = int(round(rows * FOREIGN.duplicate_share))
     return {f: Source(p, rows, duplicates, injected) for f, p in paths.items()}  # type: ignore[misc]
@@ -582,7 +584,7 @@ def main() -> int:
     cells: list[Cell] = []
     plan = [(mix, mix_files) for mix in mixes] + ([(FOREIGN, None)] if args.foreign else [])
     for mix, _ in plan:
-        sources = mix_files(rows, mix, formats, ids) if mix is not FOREIGN else foreign_files(rows, ids)
+        sources = mix_files(rows, mix, formats, ids) if mix is not FOREIGN else foreign_files(rows, ids, formats)
         for file_format, source in sources.items():
             cell = Cell(file_format, mix, source)
             with tempfile.TemporaryDirectory(prefix="c360-bench-", dir=DATA) as scratch:
