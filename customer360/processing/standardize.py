@@ -269,7 +269,9 @@ class ContractEvaluator:
         earlier = seen.intersection(distinct)
         seen.update(distinct)
         if earlier:
-            seen_before = np.asarray([name in earlier for name in distinct], dtype=bool)
+            seen_before = pc.is_in(encoded.dictionary, pa.array(list(earlier), pa.string())).to_numpy(
+                zero_copy_only=False
+            )
             repeated[present[seen_before[codes[present]]]] = True
         return Violation("unique_in_file", contract_field.name, pa.array(repeated))
 
