@@ -21,7 +21,6 @@ hour 25, minute 61 in turn), negative voice durations, unknown event types, miss
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 from collections import Counter
@@ -66,9 +65,10 @@ def _impossible(rnd: random.Random, instant: datetime, variant: int) -> str:
     return text[:14] + "61" + text[16:]  # minute 61
 
 
-def _event(rnd: random.Random, day: date, number: int, customers: list[str]) -> dict[str, object]:
+def _event(rnd: random.Random, day: date, number: int, customers: list[str], hour: int) -> dict[str, object]:
     kind = rnd.choices(("voice", "sms", "data"), weights=(30, 25, 45))[0]
-    instant = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(seconds=rnd.randrange(86_400))
+    seconds = hour * 3600 + rnd.randrange(3600)
+    instant = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(seconds=seconds)
     places = rnd.randrange(5)
     charge = f"{rnd.randrange(6)}.{rnd.randrange(10**places):0{places}d}" if places else str(rnd.randrange(6))
     return {
@@ -97,13 +97,21 @@ def _break(rnd: random.Random, event: dict[str, object], kind: str, count: int) 
         event["customer_id"] = None
 
 
-def _csv_text(rnd: random.Random, value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = str(value)
-    return f" {text} " if rnd.random() < 0.1 else text  # padded inside the quotes: trimmed by the contract
+def _csv_line(rnd: random.Random, event: dict[str, object]) -> str:
+    """Every field quoted, some padded inside their quotes (trimmed by the contract), CRLF."""
+    cells = []
+    for name in FIELD_ORDER:
+        value = event[name]
+        text = "" if value is None else ("true" if value else "false") if isinstance(value, bool) else str(value)
+        if text and rnd.random() < 0.1:
+            text = f" {text} "
+        cells.append('"' + text.replace('"', '""') + '"')
+    return ",".join(cells) + "\r\n"
+
+
+def _json_line(event: dict[str, object]) -> str:
+    """Its own key order; charges as JSON strings, the other measures as JSON numbers."""
+    return json.dumps({k: str(event[k]) if k == "charge_amount" else event[k] for k in reversed(FIELD_ORDER)}) + "\n"
 
 
 def write_foreign_day(
@@ -116,41 +124,48 @@ def write_foreign_day(
     duplicate_share: float = 0.01,
     bad_share: float = 0.002,
 ) -> dict[tuple[str, str], int]:
-    """Write the same rows to each of ``paths`` (``.csv`` or ``.jsonl``); returns rows per (rule, column)."""
+    """Write the same rows to each of ``paths`` (``.csv`` or ``.jsonl``); returns rows per (rule, column).
+
+    Streams hour by hour (a collector that flushes hourly): memory holds one hour, whatever the day.
+    """
     rnd = random.Random(seed)
     duplicates = int(round(rows * duplicate_share))
     unique = rows - duplicates
-    bad = int(round(rows * bad_share))
     kinds = list(KINDS)
+    bad = int(round(rows * bad_share))
     bad_at = dict(zip(rnd.sample(range(unique), bad), (kinds[i % len(kinds)] for i in range(bad)), strict=True))
     injected: Counter[tuple[str, str]] = Counter()
-    events = []
-    for number in range(unique):
-        event = _event(rnd, day, number, customers)
-        kind = bad_at.get(number)
-        if kind is not None:
-            _break(rnd, event, kind, number)
-            injected[KINDS[kind]] += 1
-        event["_healthy"] = kind is None
-        events.append(event)
-    # Hour by hour, shuffled within the hour, as a collector that flushes hourly writes them.
-    events.sort(key=lambda e: (e["instant"].hour, rnd.random()))  # type: ignore[union-attr]
-    # Re-deliveries of healthy events land anywhere after their first delivery.
-    keyed = [(float(position), event) for position, event in enumerate(events)]
-    healthy = [position for position, event in enumerate(events) if event["_healthy"]]
-    for position in rnd.sample(healthy, duplicates):
-        keyed.append((rnd.uniform(position + 0.5, len(events)), events[position]))
-    keyed.sort(key=lambda item: item[0])
-    for path in paths:
-        if path.suffix == ".csv":
-            with open(path, "w", newline="", encoding="utf-8") as out:
-                writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
-                writer.writerow(FIELD_ORDER)
-                for _, event in keyed:
-                    writer.writerow([_csv_text(rnd, event[name]) for name in FIELD_ORDER])
-        else:
-            keys = list(reversed(FIELD_ORDER))
-            with open(path, "w", encoding="utf-8") as out:
-                for _, event in keyed:
-                    out.write(json.dumps({k: str(event[k]) if k == "charge_amount" else event[k] for k in keys}) + "\n")
+    outputs = [
+        (open(path, "w", newline="", encoding="utf-8"), path.suffix == ".csv")  # noqa: SIM115 (closed below)
+        for path in paths
+    ]
+    try:
+        for out, is_csv in outputs:
+            if is_csv:
+                out.write(",".join(f'"{name}"' for name in FIELD_ORDER) + "\r\n")
+        number = 0
+        for hour in range(24):
+            count = unique // 24 + (hour < unique % 24)
+            copies = duplicates // 24 + (hour < duplicates % 24)
+            events = []
+            for _ in range(count):
+                event = _event(rnd, day, number, customers, hour)
+                kind = bad_at.get(number)
+                if kind is not None:
+                    _break(rnd, event, kind, number)
+                    injected[KINDS[kind]] += 1
+                events.append((event, kind is None))
+                number += 1
+            rnd.shuffle(events)  # shuffled within the hour
+            # Re-deliveries of healthy events land anywhere after their first delivery.
+            keyed = [(float(position), event) for position, (event, _) in enumerate(events)]
+            healthy = [position for position, (_, ok) in enumerate(events) if ok]
+            for position in rnd.sample(healthy, min(copies, len(healthy))):
+                keyed.append((rnd.uniform(position + 0.5, len(events)), events[position][0]))
+            keyed.sort(key=lambda item: item[0])
+            for out, is_csv in outputs:
+                out.write("".join(_csv_line(rnd, e) if is_csv else _json_line(e) for _, e in keyed))
+    finally:
+        for out, _ in outputs:
+            out.close()
     return dict(injected)

@@ -323,6 +323,10 @@ class Source:
     rows: int
     duplicates: int
     injected: dict[tuple[str, str], int]
+    megabytes: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.megabytes = self.path.stat().st_size / 1e6  # kept: a 10M-row file is deleted after its cells
 
     @property
     def bad_rows(self) -> int:
@@ -503,7 +507,7 @@ def print_matrix(cells: list[Cell], rows: int) -> list[str]:
     by_key = {(c.file_format, c.mix.key): c for c in cells}
     for cell in cells:
         assert cell.duckdb is not None and cell.gate_clean is not None
-        megabytes = cell.source.path.stat().st_size / 1e6
+        megabytes = cell.source.megabytes
         ratio = _ratio(cell.gate_clean, cell.duckdb)
         first = (
             f"{cell.duckdb.seconds:>8.2f} {cell.gate_clean.seconds:>12.2f} {ratio:>6.2f} "
@@ -590,8 +594,13 @@ def main() -> int:
             with tempfile.TemporaryDirectory(prefix="c360-bench-", dir=DATA) as scratch:
                 bench_cell(cell, reference_lake, Path(scratch), not args.no_staging)
             cells.append(cell)
+            staging = (
+                f", staging duckdb {cell.duckdb_staging.seconds:.1f}s ours {cell.staging.seconds:.1f}s"
+                if cell.staging and cell.duckdb_staging
+                else ""
+            )
             print(f"  {file_format} {mix.key}: duckdb {cell.duckdb.seconds:.1f}s, gate+clean "  # type: ignore[union-attr]
-                  f"{cell.gate_clean.seconds:.1f}s, {'ok' if not cell.problems else cell.problems}")  # type: ignore[union-attr]  # fmt: skip
+                  f"{cell.gate_clean.seconds:.1f}s{staging}, {'ok' if not cell.problems else cell.problems}")  # type: ignore[union-attr]  # fmt: skip
         if not args.keep_data and rows >= 10_000_000:
             for source in sources.values():
                 source.path.unlink(missing_ok=True)
