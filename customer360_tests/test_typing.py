@@ -20,9 +20,11 @@ import pytest
 
 from customer360.contracts import DATASETS, Dataset, Field, Kind
 from customer360.ingest.gate import run_gate
-from customer360.lake.ledger import REJECTED, Ledger
+from customer360.lake.ledger import ARCHIVED, REJECTED, Ledger
 from customer360.lake.store import LakeStore
 from customer360.processing.standardize import ContractEvaluator, json_objects, typed_values
+from customer360.zones.clean import clean_partition, read_clean, read_quarantine
+from customer360_tests.corpus import event as corpus_event
 
 DAY = date(2024, 1, 1)
 TYPED = Dataset(
@@ -297,3 +299,93 @@ def test_unique_in_file_spans_batches_and_ignores_blank_keys() -> None:
         (8, "required"),
         (9, "unique_in_file"),
     ]
+
+
+# How a number may be written in a typed activity field, per the contract: a plain integer or a plain
+# decimal (no exponent, no hex), after trimming surrounding whitespace; a sign is part of a plain number.
+# (column, as written, what clean holds, or None where the row is quarantined under the type rule)
+WRITTEN_NUMBERS = [
+    ("charge_amount", "1e5", None),
+    ("charge_amount", "1E-3", None),
+    ("charge_amount", "2.5e+1", None),
+    ("charge_amount", "0x10", None),
+    ("charge_amount", "1,5", None),
+    ("charge_amount", "+0.5", Decimal("0.5")),
+    ("charge_amount", "  0.0808 ", Decimal("0.0808")),
+    ("data_mb", "1e3", None),
+    ("duration_sec", "1e3", None),
+    ("duration_sec", "1E3", None),
+    ("duration_sec", "5.0", None),
+    ("duration_sec", "+5", 5),
+    ("duration_sec", " 5", 5),
+    ("duration_sec", "5\t", 5),
+]
+
+
+def written_number_events(as_json_number: bool) -> tuple[list[dict[str, object]], dict[int, tuple[str, str, object]]]:
+    """Good events with the written numbers spread among them, and per event's index what it carries."""
+    events: list[dict[str, object]] = [
+        {**corpus_event(i), "charge_amount": "0.0125", "duration_sec": "60", "roaming": "false"} for i in range(1000)
+    ]
+    expected: dict[int, tuple[str, str, object]] = {}
+    for n, (column, written, typed) in enumerate(WRITTEN_NUMBERS):
+        at = 7 + n * 61
+        changes: dict[str, object] = {column: written}
+        if column == "data_mb":
+            changes |= {"event_type": "data", "duration_sec": None}
+        if as_json_number and written.strip() == written and _is_json_number(written):
+            changes[column] = _Bare(written)
+        events[at] = {**events[at], **changes}
+        expected[at] = (column, written, typed)
+    return events, expected
+
+
+class _Bare(str):
+    """A value written into JSON Lines as a bare JSON number (its text as is, unquoted)."""
+
+
+def _is_json_number(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return not text.startswith("+")
+
+
+def _jsonl_line(record: dict[str, object]) -> str:
+    return (
+        "{"
+        + ", ".join(f"{json.dumps(k)}: {v if isinstance(v, _Bare) else json.dumps(v)}" for k, v in record.items())
+        + "}"
+    )
+
+
+@pytest.mark.parametrize("layout", ["csv", "jsonl strings", "jsonl numbers"])
+def test_exponents_hex_and_signs_in_a_file_follow_the_contract(lake: LakeStore, layout: str) -> None:
+    """Arrow's string-to-number cast reads ``1e5`` and ``1E-3``; the contract's plain numbers do not."""
+    events, expected = written_number_events(as_json_number=layout == "jsonl numbers")
+    activity = DATASETS["activity_logs"]
+    if layout == "csv":
+        names = activity.source_names
+        rows = [",".join(names)] + [
+            ",".join(f'"{e[n]}"' if e.get(n) is not None else "" for n in names) for e in events
+        ]
+        data, name, first_line = ("\n".join(rows) + "\n").encode(), "usage.csv", 2  # the header is line 1
+    else:
+        data, name, first_line = ("\n".join(_jsonl_line(e) for e in events) + "\n").encode(), "usage.jsonl", 1
+    lake.put_bytes(f"raw/activity_logs/{DAY}/{name}", data)
+
+    assert not run_gate(lake, activity, DAY).errors
+    (entry,) = Ledger(lake).entries("activity_logs", DAY)
+    assert entry.outcome == ARCHIVED, entry.reasons
+    clean_partition(lake, activity, DAY)
+
+    clean = {r["_source_line"]: r for r in read_clean(lake, activity, DAY).to_pylist()}
+    quarantined = {q["_source_line"]: q for q in read_quarantine(lake, activity, DAY).to_pylist()}
+    assert {line: (q["rule"], q["column"], q["value"]) for line, q in quarantined.items()} == {
+        first_line + at: ("type", column, written) for at, (column, written, typed) in expected.items() if typed is None
+    }
+    for at, (column, written, typed) in expected.items():
+        if typed is not None:
+            assert clean[first_line + at][column] == typed, (column, written)
+    assert len(clean) + len(quarantined) == len(events)
