@@ -7,7 +7,7 @@ provides and why it has its scope.
 
 Sections:
   * AWS isolation and the moto S3 server (session scope: one server per xdist worker)
-  * Lakes (function scope: every test starts from an empty lake)
+  * Lakes (function scope: every test starts from an empty lake; kept parses in the test's own folder)
   * PostgreSQL (session scope: one throwaway cluster per xdist worker, a fresh database per test)
 """
 
@@ -107,6 +107,18 @@ def local_lake(tmp_path: Path) -> LocalLakeStore:
     store = open_lake(str(tmp_path / "telco-customer360-pipeline"))
     assert isinstance(store, LocalLakeStore)
     return store
+
+
+@pytest.fixture(autouse=True)
+def parsed_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the gate keeps its parses for clean (``processing.parsed``): the test's own folder.
+
+    Autouse: the default is one folder per machine, shared by every process; tests would otherwise
+    hand parses to one another (harmless, they are content-addressed) and leave them behind.
+    """
+    folder = tmp_path / "parsed"
+    monkeypatch.setenv("CUSTOMER360_PARSED_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture(params=["local", "s3"])

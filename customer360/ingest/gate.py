@@ -69,8 +69,9 @@ from customer360.lake.store import (
     ObjectInfo,
 )
 from customer360.lake.transfer import LocalCopy, checksums, fetch, local_path_of
-from customer360.processing.formats import SAMPLE_CHARS
+from customer360.processing.formats import SAMPLE_CHARS, detect_format
 from customer360.processing.inspect import ACTIONS, DEFAULT_ACTION, Verdict, inspect_file, reject
+from customer360.processing.parsed import ParseTee
 
 __all__ = ["REPORT_SUFFIX", "CRASH_POINTS", "GateRun", "FileOutcome", "run_gate", "admit", "route", "key_defect"]
 
@@ -313,7 +314,11 @@ def admit(
             verdict = reject(check, message, samples=[{"key": info.key}])
         else:
             assert copy is not None
-            verdict = inspect_file(dataset, copy.path, source_name, day, copy.size)
+            file_format = detect_format(source_name)
+            with ParseTee(copy.sha256, file_format) if file_format else contextlib.nullcontext() as keep:
+                verdict = inspect_file(dataset, copy.path, source_name, day, copy.size, keep=keep)
+                if verdict.accepted and keep is not None:
+                    keep.publish(copy.path)  # clean reads these batches instead of parsing the archive again
 
         corrects = None
         report_key = None

@@ -27,6 +27,7 @@ from customer360.processing.formats import (
     scan_bytes,
     scan_signature,
 )
+from customer360.processing.parsed import ParseTee
 from customer360.processing.standardize import ContractEvaluator, FileStats, evaluate_stream
 
 FILE_LEVEL = "file"
@@ -147,8 +148,13 @@ def reject(check: str, message: str, **extra: object) -> Verdict:
     return Verdict(accepted=False, failed=[FailedCheck(check, message, **extra)])  # type: ignore[arg-type]
 
 
-def inspect_file(dataset: Dataset, path: Path, file_name: str, day: date, size: int) -> Verdict:
-    """Validate one local copy of a raw file; never raises for bad content, never holds the whole file."""
+def inspect_file(
+    dataset: Dataset, path: Path, file_name: str, day: date, size: int, *, keep: ParseTee | None = None
+) -> Verdict:
+    """Validate one local copy of a raw file; never raises for bad content, never holds the whole file.
+
+    ``keep`` receives the string batches as they are read (``processing.parsed``: clean reuses them).
+    """
     if size == 0:
         return reject("empty_object", "the object is empty (0 bytes)")
     file_format = detect_format(file_name)
@@ -178,7 +184,7 @@ def inspect_file(dataset: Dataset, path: Path, file_name: str, day: date, size: 
     evaluator = ContractEvaluator(dataset, header, file_name, day)
     try:
         # Counts only: the gate decides on the rule-breaking share; clean builds the typed rows later.
-        for result in evaluate_stream(evaluator, batches, collect=False):
+        for result in evaluate_stream(evaluator, keep.tee(batches) if keep else batches, collect=False):
             stats.add(result, MAX_SAMPLES)
     except FormatError as error:
         if error.reason in BYTE_LEVEL_REASONS:
