@@ -555,12 +555,13 @@ def _parse_jsonl_block(block: bytes, first_line: int, known: _KnownKeys) -> tupl
         return _record_batch(table, len(lines)), lines
     known.add(names)
     table, lines = parsed
-    # Arrow gives every known key a column: keep only the keys this block's objects hold.
-    present = [
-        name
-        for name, column in zip(table.column_names, table.columns, strict=True)
-        if column.null_count < len(column) or _has_key(block, name)
-    ]
+    # Arrow gives every known key a column: keep only the keys this block's objects hold, in the order
+    # they first appear in the block. Arrow's order follows ``known``, which depends on how far the
+    # other thread had got: the same bytes must give the same columns (records, header) on every read.
+    at = {name: _key_position(block, name) for name in table.column_names}
+    present = [name for name, column in zip(table.column_names, table.columns, strict=True)
+               if at[name] >= 0 or column.null_count < len(column)]  # fmt: skip
+    present.sort(key=lambda name: at[name])
     return _record_batch(table.select(present), len(lines)), lines
 
 
@@ -834,22 +835,29 @@ def _jsonl_block_vectorized(
 
 
 def _has_key(block: bytes, name: str) -> bool:
-    """Whether some object of the block holds key ``name`` (a column Arrow filled with nulls may be absent or null).
+    """Whether some object of the block holds key ``name`` (a column Arrow filled with nulls may be absent or null)."""
+    return _key_position(block, name) >= 0
+
+
+def _key_position(block: bytes, name: str) -> int:
+    """Where key ``name`` first appears in the block as a key, or -1.
 
     In valid JSON a string followed by a colon is a key, and a quote preceded by a backslash is inside
     a string; the key may be written with or without escapes for its non-ASCII characters. A byte
     search, not a regex: this runs over whole blocks.
     """
+    first = -1
     for spelling in {json.dumps(name, ensure_ascii=False).encode(), json.dumps(name).encode()}:
         at = block.find(spelling)
-        while at >= 0:
+        while at >= 0 and (first < 0 or at < first):
             after = at + len(spelling)
             while after < len(block) and block[after] in _JSON_SPACE_BYTES:
                 after += 1
             if (at == 0 or block[at - 1] != _BACKSLASH) and block[after : after + 1] == b":":
-                return True
+                first = at
+                break
             at = block.find(spelling, at + 1)
-    return False
+    return first
 
 
 def _read_json_text(text: pa.Buffer, names: list[str]) -> pa.Table | None:
