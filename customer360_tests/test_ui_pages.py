@@ -8,7 +8,10 @@ look-back window meet the data, while the partitions still start in 2024 for his
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -72,8 +75,9 @@ def test_the_demo_days_end_yesterday_inside_the_partitions_and_the_raw_sensors_w
 
 def test_an_explicit_start_still_generates_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUSTOMER360_LAKE", str(tmp_path / "lake"))
-    assert main(["generate", "--start", "2024-01-02", "--days", "1", "--customers", "30",
-                 "--events-per-day", "30"]) == 0
+    assert (
+        main(["generate", "--start", "2024-01-02", "--days", "1", "--customers", "30", "--events-per-day", "30"]) == 0
+    )
     assert {p.name for p in (tmp_path / "lake" / "raw" / "customers").glob("*")} == {"2024-01-02"}
 
 
@@ -103,8 +107,10 @@ def test_every_asset_names_its_zone_owner_and_the_backends_in_use() -> None:
     assert graph.get(dg.AssetKey(["mart", "customer_360"])).tags["customer360/personal_data"] == "hashed"
     assert graph.get(dg.AssetKey(["clean", "customers"])).tags["customer360/personal_data"] == "yes"
 
-    on_s3 = build_assets(LakeResource(location="s3://bucket/lake"),
-                         WarehouseResource(backend="snowflake", account="a", user="u", database="d", schema="s"))
+    on_s3 = build_assets(
+        LakeResource(location="s3://bucket/lake"),
+        WarehouseResource(backend="snowflake", account="a", user="u", database="d", schema="s"),
+    )
     kinds = {key.to_user_string(): spec.kinds for a in on_s3 for key, spec in a.specs_by_key.items()}
     assert kinds["clean/customers"] == {"clean", "parquet", "s3"}
     assert kinds["raw/plans"] == {"raw", "s3"}
@@ -122,3 +128,17 @@ def test_the_clean_column_schema_describes_every_column_from_the_contract() -> N
     by_name = {c.name: c.description for c in customers.columns}
     assert "source field `customerID`" in by_name["customer_id"] and "required" in by_name["customer_id"]
     assert "personal data" in by_name["email"]
+
+
+def test_loading_the_code_location_prints_no_known_beta_or_preview_warning() -> None:
+    """Every process that loads the code location (code servers, each run) printed these again."""
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONWARNINGS"}
+    loaded = subprocess.run(
+        [sys.executable, "-W", "default", "-c", "from customer360.definitions import defs; defs.get_repository_def()"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert "BetaWarning" not in loaded.stderr and "PreviewWarning" not in loaded.stderr, loaded.stderr
