@@ -112,6 +112,7 @@ def gate(pipeline: Pipeline, dataset: str, day: date) -> dg.AssetCheckEvaluation
 class Sensor:
     def __init__(self, pipeline: Pipeline, now: datetime) -> None:
         self.pipeline, self.now, self.cursor = pipeline, now, None
+        self.said = ""  # the tick's skip reason: what the UI's tick history shows
         self.definition = build_delivery_sensor(clock=lambda: self.now)
 
     def tick(self) -> None:
@@ -119,8 +120,8 @@ class Sensor:
             instance=self.pipeline.instance, cursor=self.cursor, resources={"lake": self.pipeline.lake}
         )
         result = self.definition(context)
-        assert isinstance(result, dg.SensorResult)
-        self.cursor = result.cursor
+        assert isinstance(result, dg.SensorResult) and result.skip_reason is not None
+        self.cursor, self.said = result.cursor, result.skip_reason.skip_message
 
 
 def latest(pipeline: Pipeline, dataset: str, day: date) -> dg.AssetCheckEvaluation | None:
@@ -267,6 +268,12 @@ def test_a_day_without_any_file_goes_late_and_plans_never_alert(
     sensor = Sensor(pipeline, datetime.combine(DAY + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=5))
     sensor.tick()
     assert [(m["dataset"], m["event"]) for m in hook.received] == [("activity_logs", "customer360.delivery_late")]
+    assert sensor.said == (
+        f"judged 1 day(s): 1 late (activity_logs/{DAY} late); recorded 1 check result(s) for days that fell due "
+        f"without a gate run; sent 1 alert(s) to webhook (activity_logs/{DAY}: late)"
+    )
+    sensor.tick()
+    assert sensor.said == "nothing to judge: no gate run since the last tick and no day fell due; no new alert"
     # No run judged that day: the sensor recorded the result, which the UI shows for the partition.
     shown = latest(pipeline, "activity_logs", DAY)
     assert shown is not None and not shown.passed and shown.metadata["missing_hours"].value == list(range(24))

@@ -159,6 +159,28 @@ def _record(instance: dg.DagsterInstance, evaluation: dg.AssetCheckEvaluation, w
     return True
 
 
+def tick_summary(judged: dict[str, str], recorded: int, sent: list[str], destination: str, failure: str | None) -> str:
+    """What a tick did, in the words the sensor's tick history shows (it requests no run: "0 runs" said nothing).
+
+    ``judged`` maps ``<dataset>/<day>`` to the state found; ``sent`` lists ``<dataset>/<day>: <state>``.
+    """
+    if not judged:
+        parts = ["nothing to judge: no gate run since the last tick and no day fell due"]
+    else:
+        counts: dict[str, int] = {}
+        for state in judged.values():
+            counts[state] = counts.get(state, 0) + 1
+        states = ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
+        failing = [f"{group} {state}" for group, state in sorted(judged.items()) if state in (LATE, SUSPICIOUS)]
+        parts = [f"judged {len(judged)} day(s): {states}" + (f" ({'; '.join(failing)})" if failing else "")]
+    if recorded:
+        parts.append(f"recorded {recorded} check result(s) for days that fell due without a gate run")
+    parts.append(f"sent {len(sent)} alert(s) to {destination} ({'; '.join(sent)})" if sent else "no new alert")
+    if failure:
+        parts.append(f"stopped: {failure}; retried next tick")
+    return "; ".join(parts)
+
+
 def build_delivery_sensor(*, clock: Clock | None = None, minimum_interval_seconds: int = 300) -> dg.SensorDefinition:
     now_of = clock or (lambda: datetime.now(UTC))
     judged = [d for d in DATASETS.values() if d.delivery is not None]
@@ -182,12 +204,14 @@ def build_delivery_sensor(*, clock: Clock | None = None, minimum_interval_second
         recorded = 0
         touched: dict[str, set[date]] = {}
         sent: list[str] = []
+        judged_states: dict[str, str] = {}
         failure: str | None = None
         for dataset in judged:
             days = days_to_judge(context.instance, dataset, states, storage_ids, cursor.get("at"), now, touched)
             for day in sorted(days):
                 result = evaluate(store, dataset, day, now)
                 group = f"{dataset.name}/{day.isoformat()}"
+                judged_states[group] = result.state
                 fell_due = states.get(group) != result.state and day not in touched[dataset.name]
                 if fell_due and _record(context.instance, result.evaluation(), context.log.warning):
                     recorded += 1
@@ -203,11 +227,11 @@ def build_delivery_sensor(*, clock: Clock | None = None, minimum_interval_second
                 states[group] = result.state
         oldest = (now - timedelta(days=KEEP_STATES_DAYS)).date().isoformat()
         states = {g: s for g, s in states.items() if g.split("/", 1)[1] >= oldest or s not in (COMPLETE, PENDING)}
-        if failure:
-            context.log.error(failure)
-        context.log.info(f"judged deliveries; {recorded} check result(s) recorded; alerts sent: {sent or 'none'}")
+        summary = tick_summary(judged_states, recorded, sent, destination.name, failure)
+        (context.log.error if failure else context.log.info)(summary)
         return dg.SensorResult(
             cursor=json.dumps({"states": states, "storage_ids": storage_ids, "at": now.timestamp()}, sort_keys=True),
+            skip_reason=dg.SkipReason(summary),
         )
 
     return delivery_expectations
