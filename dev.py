@@ -12,6 +12,7 @@ for the browser test) when missing.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import os
@@ -80,7 +81,9 @@ def run_task(command: list[str], env: dict[str, str]) -> int:
     background (``&`` in a script, nohup, some supervisors) inherits SIGINT *ignored*: SIGTERM was then
     ignored too, and ``dagster dev`` never stopped (no sensor or resource held it; it never heard). The
     child gets SIGINT's default back, runs in a session of its own (a Ctrl-C in the terminal reaches it
-    only through this script, not twice), and this script waits for it to finish shutting down.
+    only through this script, not twice), and this script waits for it to finish shutting down. Then whatever
+    the task left in its process group gets SIGTERM: on a loaded machine a code server of ``dagster dev`` whose
+    shutdown request was lost outlived it until its 45 s heartbeat timeout.
     """
     posix = os.name != "nt"
     child = subprocess.Popen(
@@ -92,7 +95,11 @@ def run_task(command: list[str], env: dict[str, str]) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, forward)
-    return child.wait()
+    returncode = child.wait()
+    if posix:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGTERM)  # the group is the child's own session: only what it started
+    return returncode
 
 
 def _requirements_fingerprint() -> str:

@@ -6,7 +6,9 @@
 left ``dagster dev``, its webserver, its daemon and their code servers running. The test starts the README's
 command the way ``&`` does (SIGINT ignored, a session of its own) over a temp instance, lake and warehouse, on
 a free port; once the UI answers and the daemon's sensors have ticked, it sends SIGTERM to ``dev.py`` and
-expects every process of the tree to be gone within ``SHUTDOWN_BOUND_SECONDS``.
+expects ``dev.py`` to be gone within ``SHUTDOWN_BOUND_SECONDS`` and every process of the tree within
+``STRAGGLER_SECONDS`` after (``dev.py`` sends SIGTERM to what ``dagster dev`` left in its process group: under
+load, a code server whose shutdown request was lost used to outlive it by up to its 45 s heartbeat timeout).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from customer360_tests.dagster_stack import (
 )
 
 SHUTDOWN_BOUND_SECONDS = 30
+STRAGGLER_SECONDS = 15  # a loaded 2-core machine: a Python process may take seconds to exit after SIGTERM
 STARTUP_TIMEOUT_SECONDS = 240
 
 
@@ -102,10 +105,11 @@ def test_dev_started_in_the_background_stops_with_its_webserver_and_daemon_on_si
             return not [pid for pid in tree if _alive(pid)]
 
         with suppress(AssertionError):
-            wait_for("the process tree to exit", all_gone, timeout=5, interval=0.5)
+            wait_for("the process tree to exit", all_gone, timeout=STRAGGLER_SECONDS, interval=0.5)
         left = {pid: commands[pid] for pid in tree if _alive(pid)}
         assert not left, (
-            f"still running {SHUTDOWN_BOUND_SECONDS} s after SIGTERM: {left}\n{log_path.read_text()[-4000:]}"
+            f"still running {STRAGGLER_SECONDS} s after dev.py's exit (or its {SHUTDOWN_BOUND_SECONDS} s bound): "
+            f"{left}\n{log_path.read_text()[-4000:]}"
         )
         assert dev.returncode is not None
     finally:
