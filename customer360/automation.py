@@ -24,6 +24,19 @@ the work is the lake itself:
   exists and is older than the latest load of an activity day of its window re-runs (``NewerInWindow``,
   evaluated in the code location: the sensor has ``use_user_code_server=True``).
 
+* **still out of date when requested**: a day whose trigger fired is requested only if, when the request is
+  made, it is missing or an input day (what Dagster maps it to) was materialized after it (``InputsNewer``;
+  the mart adds ``NewerInWindow``). The trigger alone re-ran days a backfill or a replay had just rebuilt,
+  for two reasons in Dagster 1.13: ``any_deps_updated()`` ignores an input's update when the run that made it
+  also targeted this asset (``executed_with_root_target``), but checks that only for the *last* partition
+  the input materialized, so every other day of a ranged run counted as updated by someone else; and a tick
+  reads updates only up to the event id it started from, while ``in_progress()`` reads the run's state as it
+  is now, so a day whose input and own rebuild both landed while the tick was evaluating saw the input's
+  update, no longer saw the run in progress, and not yet its own update (the "handled" reset came one tick
+  late). Both are comparisons of events; this guard compares what is stored, so it holds whichever tick sees
+  what. Measured on the daemon test: a backfill of clean/* for two days followed by three redundant runs
+  (staging, warehouse and mart of the first day again, then the mart of the second); now none.
+
 The conditions are applied in ``definitions.py`` with ``dg.map_asset_specs`` so the zone factories stay
 free of scheduling policy; the automation condition sensor that evaluates them runs by default.
 """
@@ -131,12 +144,59 @@ class NewerInWindow(dg.AutomationCondition):
         )
 
 
+@dataclass(frozen=True)
+class InputsNewer(dg.AutomationCondition):
+    """Days of this asset that are missing, or older than the latest materialization of a day of an input they
+    map to (the same day, or the previous day of a snapshot). Evaluated on the days still candidates (those
+    whose trigger fired), from the stored materializations as they are when the request is made.
+    """
+
+    @property
+    def name(self) -> str:
+        return "inputs_newer"
+
+    @property
+    def description(self) -> str:
+        return "missing, or an input day was materialized after this day"
+
+    @property
+    def requires_cursor(self) -> bool:
+        return False
+
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:  # type: ignore[override]
+        from dagster._core.events import DagsterEventType  # the storage query below takes Dagster's enum
+
+        candidates = context.candidate_subset
+        days = candidates.expensively_compute_partition_keys()
+        storage = context.asset_graph_view.instance.event_log_storage
+        materialized = DagsterEventType.ASSET_MATERIALIZATION
+        own_latest = storage.get_latest_storage_id_by_partition(context.key, materialized)  # type: ignore[arg-type]
+        out_of_date = {day for day in days if day not in own_latest}
+        for parent in context.asset_graph.get(context.key).parent_keys:  # type: ignore[arg-type]
+            parent_latest = storage.get_latest_storage_id_by_partition(parent, materialized)
+            for day in days - out_of_date:
+                inputs = context.asset_graph_view.compute_parent_subset(
+                    parent, candidates.compute_intersection_with_partition_keys({day})
+                )
+                if any(
+                    parent_latest.get(input_day, -1) > own_latest[day]
+                    for input_day in inputs.expensively_compute_partition_keys()
+                ):
+                    out_of_date.add(day)
+        return dg.AutomationResult(
+            context=context, true_subset=candidates.compute_intersection_with_partition_keys(out_of_date)
+        )
+
+
 MART_GROUP = "mart"
 
 
+def _mart_window_stale() -> NewerInWindow:
+    return NewerInWindow(dg.AssetKey(["warehouse", ACTIVITY_LOGS.staging_name]), WINDOW_DAYS)
+
+
 def _mart_window_trigger() -> dg.AutomationCondition:
-    activity = dg.AssetKey(["warehouse", ACTIVITY_LOGS.staging_name])
-    return NewerInWindow(activity, WINDOW_DAYS) & ~dg.AutomationCondition.execution_failed()
+    return _mart_window_stale() & ~dg.AutomationCondition.execution_failed()
 
 
 def downstream_condition(*, relaxed: bool = False, windowed: bool = False) -> dg.AutomationCondition:
@@ -145,11 +205,14 @@ def downstream_condition(*, relaxed: bool = False, windowed: bool = False) -> dg
     # (daemon just started) is still picked up; a failed run is not retried every tick, only on new input.
     retry_missing = dg.AutomationCondition.missing() & ~dg.AutomationCondition.execution_failed()
     trigger = dg.AutomationCondition.any_deps_updated() | retry_missing
+    out_of_date: dg.AutomationCondition = InputsNewer()
     if windowed:
         trigger = trigger | _mart_window_trigger()
+        out_of_date = (out_of_date | _mart_window_stale()).with_label("still_out_of_date")
     return (
         trigger.since_last_handled()
         & day_has_files()
+        & out_of_date
         & ~_blocking_missing_deps(relaxed)
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
