@@ -141,7 +141,9 @@ def main() -> int:
         settle(stack, quiet_seconds=3 * AUTOMATION_INTERVAL_SECONDS + 5, timeout=timeout)
         with stack.instance() as instance:
             before = set(instance.get_run_ids())
-        print(f"daemon up; {len(before) - replay_runs} automation run(s) after the replay", flush=True)
+        print(
+            f"daemon up; {len(before) - replay_runs} run(s) by its sensors and automation after the replay", flush=True
+        )
 
         nodes = stack.graphql(DAILY_ASSETS)["assetNodes"]
         daily = [n["assetKey"] for n in nodes if n["isMaterializable"] and n["isPartitioned"]]
@@ -200,7 +202,10 @@ def main() -> int:
         f"  backfill: {backfill_seconds:.1f} s ({backfill_seconds / 60:.1f} min) until {status}, {len(ours)} runs "
         f"({len(ours) / args.days:.2f} per day), {len(failed)} failed; runs busy {busy:.1f} s in total"
     )
-    print(f"  then the automation: {len(later)} run(s); everything settled {last_end - launched_at:.1f} s after launch")
+    print(
+        f"  then the sensors and the automation: {len(later)} run(s); the last run ended "
+        f"{last_end - launched_at:.1f} s after launch"
+    )
     print(f"  partitions materialized outside the {args.days} days: {sum(outside.values())} {dict(outside) or ''}")
     print(f"  customer360 replay of the same days: {replay_seconds:.1f} s, {replay_runs} runs")
     return 1 if failed or status != "COMPLETED_SUCCESS" else 0
