@@ -159,12 +159,15 @@ def test_an_operator_walks_the_ui_from_the_graph_to_a_rejected_files_reasons(tmp
             expect(page.get_by_text("100% completed")).to_be_visible()
             expect(page.get_by_text("Succeeded", exact=True)).to_have_count(2)  # the column and the status
             shoot("3-backfill.png")
+            backfill_id = page.url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]  # /runs/b/<id>: the page "View" opened
             with stack.instance() as instance:
-                [backfill] = instance.get_backfills(limit=1)
+                # Not "the latest backfill": the automation submits its multi-day requests as backfills too.
+                assert instance.get_backfill(backfill_id) is not None, page.url
                 backfill_runs = {
                     run.run_id
-                    for run in instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
+                    for run in instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
                 }
+                assert backfill_runs, backfill_id
 
             # 4. Each check of clean/activity_logs passed for each day, recorded as that day: the newest two
             #    executions of every check are the backfill's, one per day, both Passed.
