@@ -8,6 +8,7 @@ time and peak RSS (the child's VmHWM) are the whole process's, interpreter and l
     python benchmarks/run.py                       # 1M rows per cell: 4 formats x mixes a, b, c
     python benchmarks/run.py --rows 300000 --foreign  # quick; plus the file written by another hand
     python benchmarks/run.py --with-10m            # 10M rows per cell (tens of minutes)
+    python benchmarks/run.py --with-10m --cells jsonl:b,csv.gz:a   # only those cells
 
 Cells: formats ``.csv``, ``.csv.gz``, ``.jsonl``, ``.jsonl.gz`` x fault mixes (a) none, (b) realistic:
 1% duplicates and 0.2% bad rows spread uniformly, every way of breaking the contract in equal parts
@@ -252,6 +253,7 @@ class Run:
     seconds: float
     rss_mb: float
     detail: dict[str, object]
+    cpu_seconds: float = 0.0  # user + system of the child, all its threads: steadier than wall on a loaded machine
 
 
 def run_child(task: str, *args: str) -> Run:
@@ -267,14 +269,15 @@ def run_child(task: str, *args: str) -> Run:
         )
         assert process.stdout is not None
         output = process.stdout.read()
-        status = process.wait()
+        _, wait_status, usage = os.wait4(process.pid, 0)
+        process.returncode = status = os.waitstatus_to_exitcode(wait_status)
         seconds = time.perf_counter() - started
         if status != 0:
             log.seek(0)
             sys.stderr.write(log.read().decode(errors="replace")[-5000:])
             raise SystemExit(f"{task} {args} failed (status {status})")
     result = json.loads(output.decode().strip().splitlines()[-1])
-    return Run(seconds, float(result.pop("_peak_rss_mb")), result)
+    return Run(seconds, float(result.pop("_peak_rss_mb")), result, usage.ru_utime + usage.ru_stime)
 
 
 def customer_ids() -> list[str]:
@@ -497,11 +500,13 @@ def _ratio(ours: Run | None, theirs: Run | None) -> float | None:
 def print_matrix(cells: list[Cell], rows: int) -> list[str]:
     """The matrix as printed (and pasted into the README); returns the failed targets."""
     header = (
-        f"{'format':<9}{'mix':<12}{'MB':>7} | {'duckdb s':>8} {'gate+clean s':>12} {'ratio':>6} {'RSS MB':>7} | "
+        f"{'format':<9}{'mix':<12}{'MB':>7} | {'duckdb s':>8} {'gate+clean s':>12} {'ratio':>6} {'RSS MB':>7} "
+        f"{'cpu s':>11} {'ratio':>5} | "
         f"{'duckdb s':>8} {'staging s':>9} {'ratio':>6} {'RSS MB':>7} | {'load':>9} | rows: clean + quarantined = read"
     )
     print(f"\nactivity day of {rows:,} rows per cell (staging: dedup + join with {CUSTOMERS:,} customers)")
-    print(f"{'':<28} | {'parse, type, split, dedup, zstd Parquet':<44} | {'staging (dedup + join)':<36} |")
+    print(f"{'':<28} | {'parse, type, split, dedup, zstd Parquet (cpu: duckdb/ours)':<62} | "
+          f"{'staging (dedup + join)':<36} |")  # fmt: skip
     print(header + "\n" + "-" * len(header))
     failed: list[str] = []
     by_key = {(c.file_format, c.mix.key): c for c in cells}
@@ -509,9 +514,11 @@ def print_matrix(cells: list[Cell], rows: int) -> list[str]:
         assert cell.duckdb is not None and cell.gate_clean is not None
         megabytes = cell.source.megabytes
         ratio = _ratio(cell.gate_clean, cell.duckdb)
+        cpu = f"{cell.duckdb.cpu_seconds:.1f}/{cell.gate_clean.cpu_seconds:.1f}"
+        cpu_ratio = cell.gate_clean.cpu_seconds / max(cell.duckdb.cpu_seconds, 1e-9)
         first = (
             f"{cell.duckdb.seconds:>8.2f} {cell.gate_clean.seconds:>12.2f} {ratio:>6.2f} "
-            f"{cell.gate_clean.rss_mb:>7,.0f}"
+            f"{cell.gate_clean.rss_mb:>7,.0f} {cpu:>11} {cpu_ratio:>5.2f}"
         )
         if cell.staging and cell.duckdb_staging:
             staging_ratio = _ratio(cell.staging, cell.duckdb_staging)
@@ -563,6 +570,9 @@ def main() -> int:
     parser.add_argument("--with-10m", action="store_true", help="10M rows per cell (tens of minutes)")
     parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated subset of " + ", ".join(FORMATS))
     parser.add_argument("--mixes", default="a,b,c", help="comma-separated subset of a, b, c")
+    parser.add_argument(
+        "--cells", default="", help="only these cells, e.g. csv:a,jsonl.gz:b (overrides --formats and --mixes)"
+    )
     parser.add_argument("--foreign", action="store_true", help="add cells on a file written by another hand")
     parser.add_argument("--no-staging", action="store_true", help="skip the staging comparison")
     parser.add_argument("--keep-data", action="store_true", help="keep the generated files (10M: ~13 GB)")
@@ -577,6 +587,13 @@ def main() -> int:
     rows = 10_000_000 if args.with_10m else args.rows
     formats = [f for f in args.formats.split(",") if f]
     mixes = [MIXES[m] for m in args.mixes.split(",") if m]
+    wanted = {tuple(c.split(":", 1)) for c in args.cells.split(",") if c}
+    if wanted:
+        unknown = {c for c in wanted if len(c) != 2 or c[0] not in FORMATS or c[1] not in MIXES}
+        if unknown:
+            parser.error(f"unknown cells {sorted(unknown)}: format:mix with format in {FORMATS}, mix in a, b, c")
+        formats = [f for f in FORMATS if any(c[0] == f for c in wanted)]
+        mixes = [m for m in MIXES.values() if any(c[1] == m.key for c in wanted)]
     DATA.mkdir(parents=True, exist_ok=True)
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
     reference_lake = DATA / "reference-lake"
@@ -588,7 +605,10 @@ def main() -> int:
     cells: list[Cell] = []
     plan = [(mix, mix_files) for mix in mixes] + ([(FOREIGN, None)] if args.foreign else [])
     for mix, _ in plan:
-        sources = mix_files(rows, mix, formats, ids) if mix is not FOREIGN else foreign_files(rows, ids, formats)
+        if mix is FOREIGN:
+            sources = foreign_files(rows, ids, formats)
+        else:
+            sources = mix_files(rows, mix, [f for f in formats if not wanted or (f, mix.key) in wanted], ids)
         for file_format, source in sources.items():
             cell = Cell(file_format, mix, source)
             with tempfile.TemporaryDirectory(prefix="c360-bench-", dir=DATA) as scratch:
