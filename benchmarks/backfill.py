@@ -39,7 +39,7 @@ def main() -> int:
         lake = LakeResource(location=str(Path(folder) / "lake"))
         warehouse = WarehouseResource(backend="duckdb", duckdb_path=str(Path(folder) / "warehouse.duckdb"))
         started = time.perf_counter()
-        generate_demo_data(lake.store().put_bytes, START, args.days, seed=1, customers=200, events_per_day=400,
+        generate_demo_data(lake.create().put_bytes, START, args.days, seed=1, customers=200, events_per_day=400,
                            hours_per_day=2)
         print(f"generated {args.days} days of demo files in {time.perf_counter() - started:.1f}s")
         job = build_definitions(lake, warehouse).resolve_job_def(PIPELINE_JOB_NAME)

@@ -297,9 +297,9 @@ def customers_snapshot(lake_root: Path) -> None:
     from customer360.generator import generate_demo_data
     from customer360.generator.customers import customers_csv
     from customer360.generator.demo_data import demo_customer_book
-    from customer360.lake.resource import open_lake
+    from customer360.lake.resource import init_lake
 
-    store = open_lake(str(lake_root))
+    store = init_lake(str(lake_root))
 
     def only_plans(key: str, data: bytes) -> None:
         if key.startswith("raw/plans/") and f"/{DAY.isoformat()}/" in key:

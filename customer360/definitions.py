@@ -86,4 +86,21 @@ def build_definitions(lake: LakeResource, warehouse: WarehouseResource) -> dg.De
     )
 
 
-defs = build_definitions(lake_resource_from_env(), warehouse_resource_from_env())
+def __getattr__(name: str) -> dg.Definitions:
+    """``defs``, the code location Dagster loads, built from the environment on first access.
+
+    Why not at import: the environment's lake is checked when the code location loads (a mistyped
+    ``CUSTOMER360_LAKE`` fails the load with its reason, which ``dagster dev`` shows), yet the demo, the
+    benchmarks and ``customer360 replay`` import this module for ``build_definitions`` with a lake of their
+    own (the demo creates its lake first), so importing it must not require the environment's. Dagster finds
+    ``defs`` through ``dir()`` (``__dir__`` below) and ``getattr``, exactly as a module-level variable.
+    """
+    if name == "defs":
+        built = build_definitions(lake_resource_from_env(), warehouse_resource_from_env())
+        globals()["defs"] = built
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "defs"})

@@ -6,6 +6,7 @@ AWS). Add new fixtures under the section they belong to, each with a docstring s
 provides and why it has its scope.
 
 Sections:
+  * The code location's lake while the suite runs (set before any test module imports the definitions)
   * AWS isolation and the moto S3 server (session scope: one server per xdist worker)
   * Lakes (function scope: every test starts from an empty lake; kept parses in the test's own folder)
   * PostgreSQL (session scope: one throwaway cluster per xdist worker, a fresh database per test)
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +26,35 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from customer360.lake.local import LocalLakeStore
-from customer360.lake.resource import open_lake
+from customer360.lake.resource import init_lake, open_lake
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import LakeStore
 from customer360_tests.postgres_cluster import PostgresCluster, running_cluster
+
+# ---------------------------------------------------------------------------------------------------
+# The code location's lake while the suite runs
+# ---------------------------------------------------------------------------------------------------
+
+_SUITE_LAKE = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point CUSTOMER360_LAKE at an empty folder of the suite's own before any test module is imported.
+
+    ``customer360.definitions`` builds the code location at import and refuses a lake folder that does not
+    exist (a fresh checkout has no ``.lake/``); and a developer's own CUSTOMER360_LAKE (a real bucket) must
+    never reach a test. Tests that need a lake of their own set it themselves.
+    """
+    folder = tempfile.mkdtemp(prefix="customer360-suite-lake-")
+    config.stash[_SUITE_LAKE] = folder
+    os.environ["CUSTOMER360_LAKE"] = folder
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(_SUITE_LAKE, None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
 
 # ---------------------------------------------------------------------------------------------------
 # AWS isolation and the moto S3 server
@@ -103,8 +131,11 @@ def s3_lake(moto_server: str) -> S3LakeStore:
 
 @pytest.fixture
 def local_lake(tmp_path: Path) -> LocalLakeStore:
-    """An empty local-folder lake under the test's tmp_path, named like the production bucket."""
-    store = open_lake(str(tmp_path / "telco-customer360-pipeline"))
+    """An empty local-folder lake under the test's tmp_path, named like the production bucket.
+
+    Created as ``customer360 init`` creates one (``open_lake`` refuses a folder that does not exist).
+    """
+    store = init_lake(str(tmp_path / "telco-customer360-pipeline"))
     assert isinstance(store, LocalLakeStore)
     return store
 

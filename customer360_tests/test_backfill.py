@@ -43,6 +43,7 @@ def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     """A temp DAGSTER_HOME holding a copy of the project's dagster.yaml (its paths are relative: cwd = home)."""
     shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    (tmp_path / "lake").mkdir()  # what `customer360 init` does
     monkeypatch.setenv("CUSTOMER360_LAKE", str(tmp_path / "lake"))
     monkeypatch.chdir(tmp_path)
     yield tmp_path

@@ -53,10 +53,10 @@ def land_and_gate(store: LakeStore) -> GatedCorpus:
 @pytest.fixture(scope="module", params=["local", "s3"])
 def gated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> GatedCorpus:
     """The corpus gated once per backend; the per-case tests below only read the outcome."""
-    from customer360.lake.resource import open_lake
+    from customer360.lake.resource import init_lake, open_lake
 
     if request.param == "local":
-        store = open_lake(str(tmp_path_factory.mktemp("corpus") / "lake"))
+        store = init_lake(str(tmp_path_factory.mktemp("corpus") / "lake"))
     else:
         endpoint = request.getfixturevalue("moto_server")
         store = open_lake("s3://telco-c360-corpus", endpoint_url=endpoint)

@@ -323,7 +323,8 @@ def test_lake_resource_from_env_drives_a_dagster_run(
     assert dg.materialize([landed_file], resources={"lake": resource}).success
     assert lake.read_bytes("raw/customers/2024-01-01/crm.csv") == b"customer_id\n1\n"
 
-    # Unset, the lake is the embedded folder under the working directory, made absolute.
+    # Unset, the lake is the embedded folder under the working directory, made absolute, once it exists.
     monkeypatch.delenv("CUSTOMER360_LAKE")
     monkeypatch.chdir(tmp_path)
+    (tmp_path / ".lake" / "telco-customer360-pipeline").mkdir(parents=True)
     assert lake_resource_from_env().location == str(tmp_path / ".lake" / "telco-customer360-pipeline")

@@ -81,6 +81,7 @@ def _graphql(base: str, query: str) -> dict:
 def webserver(tmp_path: Path) -> Iterator[str]:
     """A running dagster-webserver on a free local port; yields its base URL."""
     shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    (tmp_path / "lake").mkdir()  # what `customer360 init` does; the code location refuses a missing lake folder
     env = {
         **os.environ,
         "DAGSTER_HOME": str(tmp_path),
