@@ -15,8 +15,11 @@ the work is the lake itself:
 * **wait, do not guess**: no dependency of the day in progress and the day itself not in progress; no
   dependency missing that will not be requested on this tick, except that a snapshot does not wait for
   a missing clean partition of its own dataset (no file that day: the snapshot carries the previous
-  day forward) nor for a missing previous snapshot of a day without files (the staging step rebuilds
-  from history then); blocking asset checks on the dependencies passed.
+  day forward) nor for a missing previous snapshot of a day without files (no snapshot is built on
+  such a day; the staging step builds on the latest earlier day's snapshot across it); blocking asset
+  checks on the dependencies passed. That last rule also holds a day back while a dependency's latest
+  run failed (its checks' execution failed with it), so a snapshot is not requested over a failed one:
+  the day's trigger stays pending and it runs once that dependency succeeds.
 * **the mart's usage window**: a mart day reads 30 days of activity but depends, for Dagster, only on the
   same day's activity. A window dependency (``TimeWindowPartitionMapping`` over 30 days) made every
   backfill launched from the UI's dialog (``assetSelection`` + ``partitionNames``) add the 29 following
@@ -36,6 +39,10 @@ the work is the lake itself:
   late). Both are comparisons of events; this guard compares what is stored, so it holds whichever tick sees
   what. Measured on the daemon test: a backfill of clean/* for two days followed by three redundant runs
   (staging, warehouse and mart of the first day again, then the mart of the second); now none.
+
+The staging step enforces the snapshot rule on the lake itself (``customer360.zones.staging.snapshot_basis``),
+whatever launched it: a snapshot over a day that has files but no completed snapshot (a gate, clean or
+staging that failed, or files still in raw/) fails naming that day, instead of shrinking.
 
 The conditions are applied in ``definitions.py`` with ``dg.map_asset_specs`` so the zone factories stay
 free of scheduling policy; the automation condition sensor that evaluates them runs by default.

@@ -128,6 +128,9 @@ def submit_backfill(
 # The runs' events are all recorded in the instance (and shown in the UI); the terminal gets warnings only,
 # so a replay's one line per day is not buried under every step's debug events.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Not even a failed step's error and traceback: ``customer360 replay`` prints each failure in one line
+# (``ReplayedDay.failures``); ``--debug`` uses QUIET_CONSOLE.
+SILENT_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @dataclass(frozen=True)
@@ -136,14 +139,53 @@ class ReplayedDay:
     run_id: str
     success: bool
     seconds: float
+    failures: tuple[str, ...] = ()
+    """One line per failed step: the asset and its error's message."""
 
 
-def replay_days(defs: dg.Definitions, instance: dg.DagsterInstance, start: date, end: date) -> Iterator[ReplayedDay]:
+def step_failures(result: dg.ExecuteInProcessResult) -> tuple[str, ...]:
+    """``"<step>: <message>"`` for every failed step of a run, the message of the error the step's code raised."""
+    lines = []
+    for event in result.all_events:
+        if not event.is_step_failure or event.step_failure_data is None:
+            continue
+        error = event.step_failure_data.error
+        # Dagster wraps what user code raised ("Error occurred while executing op ..."); its cause is what says why.
+        while error is not None and error.cause is not None and error.cls_name.startswith("Dagster"):
+            error = error.cause
+        message = error.message.strip() if error is not None else "failed"
+        message = message.removeprefix(f"{error.cls_name}: ") if error is not None else message
+        first = next((line.strip() for line in message.splitlines() if line.strip()), "failed")
+        step = (event.step_key or "?").replace("__", "/")
+        lines.append(f"{step}: {first}")
+    return tuple(lines)
+
+
+def stopped_message(command: str, failed: date, end: date) -> str:
+    """Why a replay stops at its first failed day, and how to resume it (every later snapshot builds on it)."""
+    rest = "" if failed == end else f"; {failed + timedelta(days=1)}...{end} not replayed"
+    return (
+        f"customer360 {command}: stopped at {failed}, whose run failed (above; the run's log in the UI has the "
+        f"details): every later snapshot builds on this day's{rest}. Fix the cause, then resume with: "
+        f"customer360 replay --start {failed} --end {end}"
+    )
+
+
+def replay_days(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    start: date,
+    end: date,
+    *,
+    run_config: dict | None = None,
+) -> Iterator[ReplayedDay]:
     """Run the whole pipeline job for each day from ``start`` to ``end``, in order, in this process.
 
     The fast path for long replays: one run per day (so every day's check results are recorded and the
     runs show in the UI), days in order (so each snapshot finds its previous day), and no process launch or
-    daemon hop between days. What the demo runs, and what ``customer360 replay`` runs.
+    daemon hop between days. What the demo runs, and what ``customer360 replay`` runs. A generator, so a
+    caller that stops at a failed day (the CLI and the demo do: every later snapshot builds on it) runs
+    nothing after it.
     """
     from customer360.definitions import PIPELINE_JOB_NAME
 
@@ -152,7 +194,10 @@ def replay_days(defs: dg.Definitions, instance: dg.DagsterInstance, start: date,
     while day <= end:
         started = time.perf_counter()
         result = job.execute_in_process(
-            partition_key=day.isoformat(), instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE
+            partition_key=day.isoformat(),
+            instance=instance,
+            raise_on_error=False,
+            run_config=QUIET_CONSOLE if run_config is None else run_config,
         )
-        yield ReplayedDay(day, result.run_id, result.success, time.perf_counter() - started)
+        yield ReplayedDay(day, result.run_id, result.success, time.perf_counter() - started, step_failures(result))
         day += timedelta(days=1)

@@ -1,8 +1,12 @@
 """The ``customer360`` command: generate demo data, run the demo end to end, query the file ledger.
 
 Dagster's own CLI (``dagster dev``, ``dagster asset materialize``) drives the code location; this
-command covers what Dagster does not know about: the demo's raw files, the end-to-end demo with its
-summary, and the ledger of every file the gate has seen.
+command covers what Dagster does not know about: creating the lake, the demo's raw files, the
+end-to-end demo with its summary, the ledger of every file the gate has seen, replays and backfills.
+
+Every subcommand ends an error it cannot handle with one line on stderr (what failed, which endpoint,
+bucket or file, what to check; ``customer360.errors``) and a non-zero exit; ``--debug`` shows the
+traceback instead.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import sys
 from dataclasses import asdict
 from datetime import date
+from pathlib import Path
 
 from customer360.lake.ledger import OUTCOMES, Ledger, query
 from customer360.lake.resource import lake_resource_from_env
@@ -25,10 +30,28 @@ def _start(args: argparse.Namespace) -> date:
     return args.start or default_start(args.days)
 
 
+def _open_lake() -> LakeStore:
+    """The configured lake, checked to answer (a missing bucket or endpoint fails here, before any work)."""
+    store = lake_resource_from_env().store()
+    store.list_prefixes("")
+    return store
+
+
+def _init(args: argparse.Namespace) -> int:
+    lake = lake_resource_from_env(must_exist=False)
+    existed = lake.is_s3 or Path(lake.location).is_dir()
+    store = lake.create()
+    if lake.is_s3:
+        print(f"lake {store.uri} is ready: the bucket exists and answers at {lake.endpoint_url or 'AWS'}")
+    else:
+        print(f"lake folder {store.uri} {'already exists' if existed else 'created'}")
+    return 0
+
+
 def _generate(args: argparse.Namespace) -> int:
     from customer360.generator import generate_demo_data
 
-    store = lake_resource_from_env().store()
+    store = _open_lake()
     args.start = _start(args)
     if args.activity_day_rows is not None:
         return _generate_activity_day(args, store)
@@ -99,7 +122,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _ledger(args: argparse.Namespace) -> int:
-    ledger = Ledger(lake_resource_from_env().store())
+    ledger = Ledger(_open_lake())
     entries = list(
         query(
             ledger, dataset=args.dataset, day=args.day, outcome=args.outcome, key_contains=args.key, reason=args.reason
@@ -129,7 +152,7 @@ def _quarantine(args: argparse.Namespace) -> int:
     from customer360.contracts import DATASETS
     from customer360.zones.clean import query_quarantine
 
-    store = lake_resource_from_env().store()
+    store = _open_lake()
     rows = query_quarantine(store, DATASETS[args.dataset], args.day, rule=args.rule, column=args.column)
     if args.json:
         for row in rows.to_pylist():
@@ -155,6 +178,7 @@ def _backfill(args: argparse.Namespace) -> int:
     from customer360.backfill import BackfillRequestError, plan_backfill, submit_backfill
     from customer360.definitions import defs
 
+    _open_lake()  # the daemon's runs will need it: a wrong lake is refused now, not in every run
     graph = defs.resolve_asset_graph()
     try:
         plan = plan_backfill(graph, args.start, args.end, args.select)
@@ -183,31 +207,42 @@ def _backfill(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     import dagster as dg
 
-    from customer360.backfill import replay_days
+    from customer360.backfill import QUIET_CONSOLE, SILENT_CONSOLE, replay_days, stopped_message
     from customer360.definitions import build_definitions
     from customer360.warehouse.resource import warehouse_resource_from_env
 
-    defs = build_definitions(lake_resource_from_env(), warehouse_resource_from_env())
     if args.end < args.start:
         print("customer360 replay: --end is before --start", file=sys.stderr)
         return 2
+    lake = lake_resource_from_env()
+    _open_lake()
+    defs = build_definitions(lake, warehouse_resource_from_env())
     instance = dg.DagsterInstance.get()  # runs recorded where the UI shows them
-    failed = []
+    console = QUIET_CONSOLE if args.debug else SILENT_CONSOLE
     try:
-        for replayed in replay_days(defs, instance, args.start, args.end):
+        for replayed in replay_days(defs, instance, args.start, args.end, run_config=console):
             status = "ok" if replayed.success else "FAILED"
             print(f"  {replayed.day}  run {replayed.run_id[:8]}  {status}  {replayed.seconds:.1f}s", flush=True)
+            for failure in replayed.failures:
+                print(f"      {failure}", flush=True)
             if not replayed.success:
-                failed.append(replayed.day.isoformat())
+                print(stopped_message("replay", replayed.day, args.end), file=sys.stderr)
+                return 1
     finally:
         instance.dispose()
-    if failed:
-        print(f"runs failed for {', '.join(failed)}", file=sys.stderr)
-    return 1 if failed else 0
+    return 0
+
+
+def _add_command(commands: argparse._SubParsersAction, name: str, *, help: str) -> argparse.ArgumentParser:  # noqa: A002
+    command = commands.add_parser(name, help=help)
+    # Accepted after the subcommand too; SUPPRESS keeps the subparser from resetting a --debug given before it.
+    command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    return command
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="customer360", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="on an error, show the traceback, not one line")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def data_options(command: argparse.ArgumentParser) -> None:
@@ -226,7 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--start", required=True, type=date.fromisoformat, help="first day, YYYY-MM-DD")
         command.add_argument("--end", required=True, type=date.fromisoformat, help="last day (included), YYYY-MM-DD")
 
-    generate = commands.add_parser("generate", help="write realistic raw files (with real-world faults) to raw/")
+    init = _add_command(commands,
+        "init", help="create the lake folder CUSTOMER360_LAKE names (for s3://, check that the bucket answers)"
+    )
+    init.set_defaults(run=_init)
+
+    generate = _add_command(commands, "generate", help="write realistic raw files (with real-world faults) to raw/")
     data_options(generate)
     mix = generate.add_argument_group(
         "one activity day with a chosen fault mix (instead of the demo week; the benchmark's files)"
@@ -239,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     mix.add_argument("--report", help="also write the injected counts as JSON to this file")
     generate.set_defaults(run=_generate)
 
-    demo = commands.add_parser("demo", help="generate a week and run every zone of every day through Dagster")
+    demo = _add_command(commands, "demo", help="generate a week and run every zone of every day through Dagster")
     data_options(demo)
     demo.add_argument(
         "--keep",
@@ -248,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(run=_demo)
 
-    ledger = commands.add_parser("ledger", help="query the file ledger (every file the gate has seen)")
+    ledger = _add_command(commands, "ledger", help="query the file ledger (every file the gate has seen)")
     ledger.add_argument("--dataset")
     ledger.add_argument("--day", type=date.fromisoformat)
     ledger.add_argument("--outcome", choices=OUTCOMES)
@@ -259,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from customer360.contracts import DATASETS
 
-    quarantine = commands.add_parser("quarantine", help="query the rows quarantined for breaking a contract rule")
+    quarantine = _add_command(commands, "quarantine", help="query the rows quarantined for breaking a contract rule")
     quarantine.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     quarantine.add_argument("--day", required=True, type=date.fromisoformat)
     quarantine.add_argument("--rule", help="only rows that broke this rule (e.g. e164, allowed_values, type)")
@@ -268,8 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine.add_argument("--json", action="store_true", help="every matching row as one JSON object per line")
     quarantine.set_defaults(run=_quarantine)
 
-    backfill = commands.add_parser(
-        "backfill", help="replay a range of days: submit a backfill (one run per range) for the daemon to run"
+    backfill = _add_command(
+        commands, "backfill", help="replay a range of days: submit a backfill (one run per range) for the daemon to run"
     )
     day_range(backfill)
     backfill.add_argument(
@@ -279,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--dry-run", action="store_true", help="print what would be submitted; submit nothing")
     backfill.set_defaults(run=_backfill)
 
-    replay = commands.add_parser(
+    replay = _add_command(commands,
         "replay", help="replay a range of days now, in this process: one run per day, in order (fastest)"
     )
     day_range(replay)
@@ -292,12 +332,24 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster as dg
 
+    from customer360.errors import describe, where_from_env
+
     # Loading the code location warns about every beta/preview Dagster API it uses: noise for a CLI reader.
     for category in (dg.BetaWarning, dg.PreviewWarning):
         warnings.filterwarnings("ignore", category=category)
     os.environ.setdefault("DAGSTER_HOME", os.getcwd()) if os.path.exists("dagster.yaml") else None
     args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        print(f"customer360 {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if args.debug:
+            raise
+        print(f"customer360 {args.command}: {describe(error, where_from_env())} (--debug shows the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

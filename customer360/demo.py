@@ -21,7 +21,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 
-from customer360.backfill import QUIET_CONSOLE, replay_days
+from customer360.backfill import QUIET_CONSOLE, replay_days, stopped_message
 from customer360.contracts import DATASETS
 from customer360.definitions import UNROUTABLE_JOB_NAME, build_definitions
 from customer360.generator import generate_demo_data
@@ -68,10 +68,10 @@ def reset_embedded(lake: LakeResource, warehouse: WarehouseResource) -> None:
 
 def run_demo(*, start: date, days: int, seed: int, keep: bool, customers: int, events_per_day: int) -> int:
     started = time.perf_counter()
-    lake, warehouse = lake_resource_from_env(), warehouse_resource_from_env()
+    lake, warehouse = lake_resource_from_env(must_exist=False), warehouse_resource_from_env()
     if not keep:
         reset_embedded(lake, warehouse)
-    store = lake.store()
+    store = lake.create()  # the demo is one of the two things that may create a lake folder (and init)
     report = generate_demo_data(
         store.put_bytes, start, days, seed=seed, customers=customers, events_per_day=events_per_day
     )
@@ -89,11 +89,16 @@ def run_demo(*, start: date, days: int, seed: int, keep: bool, customers: int, e
         f"  unroutable raw files: run {unroutable.run_id[:8]}  {'ok' if unroutable.success else 'FAILED'}  "
         f"{len(moved)} rejected: {', '.join(e.raw_key for e in moved) or '-'}"
     )
-    for replayed in replay_days(defs, instance, start, start + timedelta(days=days - 1)):
+    last = start + timedelta(days=days - 1)
+    for replayed in replay_days(defs, instance, start, last):
         status = "ok" if replayed.success else "FAILED"
         print(f"  {replayed.day}  run {replayed.run_id[:8]}  {status}  {replayed.seconds:.1f}s")
+        for failure in replayed.failures:
+            print(f"      {failure}")
         if not replayed.success:
             failed.append(replayed.day.isoformat())
+            print(stopped_message("demo", replayed.day, last))
+            break
 
     summaries = summarize(store, warehouse, start, days)
     print_summary(summaries)

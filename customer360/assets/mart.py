@@ -7,9 +7,12 @@ Reads the day's customers table and 30 days of activity (the trailing usage wind
 depends on the same day of both: a window dependency made the UI's backfill dialog add the 29 following
 mart days to every backfill, days without data among them. A late activity file still re-runs every
 existing mart day whose window holds it: the automation's ``NewerInWindow`` trigger
-(``customer360.automation``). Personal data is
-hashed in the mart (see ``customer360.warehouse.mart``). Two checks guard it: one row per customer of
-the day's snapshot, and the mart's 30-day charges reconciling with the activity table's.
+(``customer360.automation``). Personal data is hashed in the mart (see ``customer360.warehouse.mart``).
+
+A mart day is built only over a complete customers snapshot: the day's staging build completed (its
+manifest exists) and the warehouse holds exactly its rows; otherwise the step fails naming what to load,
+before it changes any mart day of its run. Two checks guard it: one row per customer of the day's
+snapshot, and the mart's 30-day charges reconciling with the activity table's.
 """
 
 from collections.abc import Iterator
@@ -22,6 +25,7 @@ from customer360.assets.metadata import column_schema, rows_preview
 from customer360.assets.warehouse import WAREHOUSE_POOL, warehouse_key_of
 from customer360.contracts import ACTIVITY_LOGS, CUSTOMERS
 from customer360.lake.resource import LakeResource
+from customer360.lake.store import LakeStore
 from customer360.partitions import daily_partitions
 from customer360.warehouse.base import Warehouse, sample_rows
 from customer360.warehouse.mart import (
@@ -31,9 +35,10 @@ from customer360.warehouse.mart import (
     WINDOW_DAYS,
     build_customer_360,
     mart_checks,
+    snapshot_customers,
 )
 from customer360.warehouse.resource import WarehouseResource
-from customer360.zones.staging import staging_schema
+from customer360.zones.staging import read_staging_manifest, staging_schema
 
 MART_KEY = dg.AssetKey(["mart", MART_TABLE])
 PREVIEW_COLUMNS = [f.name for f in MART_SCHEMA][:14]
@@ -70,11 +75,36 @@ PREVIEW_COLUMNS = [f.name for f in MART_SCHEMA][:14]
 def customer_360(
     context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
 ) -> Iterator[DayEvent]:
-    target = warehouse.open(lake.store())
+    store = lake.store()
+    target = warehouse.open(store)
     for dataset in (CUSTOMERS, ACTIVITY_LOGS):
         # A day with no activity yet (or a fresh warehouse) still gets a mart: empty inputs, not errors.
         target.ensure_table(dataset.staging_name, staging_schema(dataset))
-    yield from record_days(context, MART_KEY, [_mart_day(target, day) for day in days_of(context)])
+    days = days_of(context)
+    for day in days:
+        _require_complete_snapshot(store, target, day)
+    yield from record_days(context, MART_KEY, [_mart_day(target, day) for day in days])
+
+
+def _require_complete_snapshot(store: LakeStore, target: Warehouse, day: date) -> None:
+    """Fail unless the warehouse holds the day's whole customers snapshot (never a shrunken or missing one)."""
+    snapshot = read_staging_manifest(store, CUSTOMERS, day)
+    replay = f"customer360 replay --start {day} --end {day}"
+    if snapshot is None:
+        raise dg.Failure(
+            description=f"{MART_KEY.to_user_string()} {day}: the customers snapshot of {day} has no completed "
+            f"staging build (staging/customers failed, or never ran, for {day}); the mart is left as it is. "
+            f"Replay the day: {replay}",
+            allow_retries=False,
+        )
+    loaded = snapshot_customers(target, day)
+    if loaded != snapshot.rows:
+        raise dg.Failure(
+            description=f"{MART_KEY.to_user_string()} {day}: warehouse/customers holds {loaded} customers for {day}, "
+            f"the day's staged snapshot {snapshot.rows}; the mart is left as it is. Load warehouse/customers for "
+            f"{day} first ({replay})",
+            allow_retries=False,
+        )
 
 
 def _mart_day(target: Warehouse, day: date) -> DayRecord:

@@ -6,8 +6,11 @@ of itself (a late customers file for an earlier day makes every later snapshot s
 
 The step validates the staging partition it wrote and reports the contract's asset checks per partition
 (``customer360.checks``); a failed blocking check (schema, uniqueness, ...) fails the step so the
-warehouse never loads it. A run may cover a range of days (``customer360.assets.days``): they are built
-oldest first, so each snapshot finds the previous day's.
+warehouse never loads it. Only when every blocking check of a day passed does the step write that day's
+manifest (``customer360.zones.staging.commit_staging``), which the next snapshot and the warehouse load
+require. A run may cover a range of days (``customer360.assets.days``): they are built oldest first, so
+each snapshot finds the previous day's; a snapshot that refuses its predecessor
+(``SnapshotPredecessorError``) ends the range there, the days before it recorded.
 
 Why a ``multi_asset`` of one asset with ``can_subset=True``: an asset that yields its own checks is, for
 Dagster, an "execution set" of the asset and its checks, and when the automation requests days of such a
@@ -34,7 +37,7 @@ from customer360.contracts import DATASETS, Dataset
 from customer360.lake.resource import LakeResource
 from customer360.lake.store import LakeStore
 from customer360.partitions import daily_partitions
-from customer360.zones.staging import build_staging
+from customer360.zones.staging import SnapshotPredecessorError, StagingResult, build_staging, commit_staging
 
 PREVIOUS_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True)
 
@@ -75,18 +78,29 @@ def build_staging_asset(dataset: Dataset) -> dg.AssetsDefinition:
     def staging(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[DayEvent]:
         store = lake.store()
         build = key in context.selected_asset_keys
-        records = []
+        blocking = {check.name for check in checks if check.blocking}
+        records, refused = [], None
         for day in days_of(context):
-            record = _staging_day(store, dataset, day, context.log) if build else DayRecord(day)
-            record.checks = check_results(key, checks, run_staging_checks(store, dataset, day))
+            try:
+                record, result = _staging_day(store, dataset, day, context.log) if build else (DayRecord(day), None)
+            except SnapshotPredecessorError as error:
+                refused = error
+                break
+            outcomes = run_staging_checks(store, dataset, day)
+            record.checks = check_results(key, checks, outcomes)
+            if result is not None and all(o.passed for o in outcomes if o.name in blocking):
+                commit_staging(store, result)
             records.append(record)
         yield from record_days(context, key, records)
+        if refused is not None:
+            raise refused
 
     return staging
 
 
-def _staging_day(store: LakeStore, dataset: Dataset, day: date, log: logging.Logger) -> DayRecord:
-    result = build_staging(store, dataset, day)
+def _staging_day(store: LakeStore, dataset: Dataset, day: date, log: logging.Logger) -> tuple[DayRecord, StagingResult]:
+    """Build the day, not committed yet: the caller writes its manifest once its blocking checks passed."""
+    result = build_staging(store, dataset, day, first_day=daily_partitions.start.date(), commit=False)
     log.info(
         "staging/%s %s: %d rows in %d file(s) (%.2fs, %.0f rows/s)%s",
         dataset.staging_name,
@@ -111,8 +125,9 @@ def _staging_day(store: LakeStore, dataset: Dataset, day: date, log: logging.Log
         "dagster/column_schema": column_schema(result.schema, column_descriptions(dataset)),
         "files": dg.MetadataValue.json(result.keys),
         "rebuilt_from_history": result.rebuilt_from_history,
+        **({"built_on_snapshot_of": str(result.built_on or "-")} if dataset.snapshot else {}),
         "seconds": round(result.seconds, 3),
         "rows_per_second": round(result.rows / result.seconds) if result.seconds else 0,
         "peak_memory_mb": peak_memory_mb(),
     }
-    return DayRecord(day, metadata)
+    return DayRecord(day, metadata), result

@@ -1,10 +1,16 @@
 """warehouse/<table>: staging loaded into the warehouse (DuckDB by default, Snowflake by switch).
 
-Only staging is ever read. A load replaces exactly the partition's rows in one transaction, so a
-replay never duplicates and a correction replaces. The steps share the ``warehouse`` concurrency pool
-(limit 1 in dagster.yaml): DuckDB allows a single writer, and runs launched in parallel by the sensor
-or a backfill queue for it instead of failing on the file lock. Each load carries a check that the
-rows COPY reported loaded reconcile with the staging files' own row counts.
+Only staging is ever read, and only a staging day whose build completed: the load takes exactly the
+files the day's staging manifest lists (``customer360.zones.staging``), and refuses a day without one
+(staging failed, or never ran for it) instead of reading an empty prefix as "the day has no rows" and
+deleting the warehouse's rows (a mistyped lake location used to empty the warehouse that way). A
+manifest that lists no files is a day staging built empty: then the day's rows are deleted. A run over
+a range of days checks every day's manifest before it loads any. A load replaces exactly the partition's
+rows in one transaction, so a replay never duplicates and a correction replaces. The steps share the
+``warehouse`` concurrency pool (limit 1 in dagster.yaml): DuckDB allows a single writer, and runs
+launched in parallel by the sensor or a backfill queue for it instead of failing on the file lock. Each
+load carries a check that the rows COPY reported loaded reconcile with the staging files' own row counts
+and the manifest's.
 """
 
 from collections.abc import Iterator
@@ -20,10 +26,11 @@ from customer360.contracts import Dataset
 from customer360.lake import layout
 from customer360.lake.resource import LakeResource
 from customer360.lake.store import LakeStore
-from customer360.lake.transfer import fetch_many, parquet_keys, scratch_dir
+from customer360.lake.transfer import fetch_many, scratch_dir
 from customer360.partitions import daily_partitions
 from customer360.warehouse.base import PARTITION_COLUMN, Warehouse, sample_rows
 from customer360.warehouse.resource import WarehouseResource
+from customer360.zones.staging import StagingManifest, read_staging_manifest
 
 WAREHOUSE_POOL = "warehouse"
 PREVIEW_COLUMNS = 14
@@ -50,7 +57,8 @@ def build_warehouse_asset(dataset: Dataset) -> dg.AssetsDefinition:
                 LOAD_RECONCILES,
                 asset=key,
                 blocking=True,
-                description="Rows loaded per COPY's file results equal the staging files' row counts.",
+                description="Rows loaded per COPY's file results equal the staging files' row counts and the "
+                "staging manifest's.",
                 partitions_def=daily_partitions,  # recorded per day, like the asset
             )
         ],
@@ -59,17 +67,34 @@ def build_warehouse_asset(dataset: Dataset) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
     ) -> Iterator[DayEvent]:
         store = lake.store()
+        days = days_of(context)
+        manifests = {day: read_staging_manifest(store, dataset, day) for day in days}
+        staged = {day: manifest for day, manifest in manifests.items() if manifest is not None}
+        unstaged = [day for day in days if day not in staged]
+        if unstaged:
+            raise dg.Failure(description=_unstaged_message(dataset, unstaged), allow_retries=False)
         target = warehouse.open(store)
-        records = [_load_day(store, target, dataset, day) for day in days_of(context)]
+        records = [_load_day(store, target, dataset, day, staged[day]) for day in days]
         yield from record_days(context, key, records)
 
     return warehouse_table
 
 
-def _load_day(store: LakeStore, target: Warehouse, dataset: Dataset, day: date) -> DayRecord:
-    keys = parquet_keys(store, layout.staging_prefix(dataset.name, day))
+def _unstaged_message(dataset: Dataset, days: list[date]) -> str:
+    first, last = days[0], days[-1]
+    named = str(first) if first == last else f"{', '.join(map(str, days[:5]))}{' ...' if len(days) > 5 else ''}"
+    return (
+        f"warehouse/{dataset.staging_name}: staging/{dataset.staging_name} has no completed build for {named} (no "
+        f"{layout.staging_manifest_key(dataset.name, first)}: its staging failed, or never ran), so there is nothing "
+        f"trustworthy to load; the warehouse's rows are left as they are. Materialize staging/{dataset.staging_name} "
+        f"for those days first (customer360 replay --start {first} --end {last})."
+    )
+
+
+def _load_day(store: LakeStore, target: Warehouse, dataset: Dataset, day: date, manifest: StagingManifest) -> DayRecord:
+    keys = manifest.files
     if not keys:
-        # Nothing staged for the day: the warehouse holds nothing for it either.
+        # Staging completed with no rows for the day: the warehouse holds nothing for it either.
         deleted = target.delete_partition(dataset.staging_name, day)
         return DayRecord(
             day,
@@ -105,9 +130,11 @@ def _load_day(store: LakeStore, target: Warehouse, dataset: Dataset, day: date) 
     loaded = sum(f.rows_loaded for f in result.files)
     reconciles = dg.AssetCheckResult(
         check_name=LOAD_RECONCILES,
-        passed=loaded == staging_rows == result.rows_loaded and not any(f.errors_seen for f in result.files),
+        passed=manifest.rows == loaded == staging_rows == result.rows_loaded
+        and not any(f.errors_seen for f in result.files),
         metadata={
             "staging_rows": staging_rows,
+            "staging_manifest_rows": manifest.rows,
             "rows_loaded_per_copy": loaded,
             "rows_in_table_for_day": result.rows_loaded,
         },

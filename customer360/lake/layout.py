@@ -76,6 +76,26 @@ def staging_prefix(dataset: str, day: date) -> str:
     return day_prefix("staging", dataset, day)
 
 
+def staging_manifest_key(dataset: str, day: date) -> str:
+    """Written last by a staging build that completed (even an empty one); the warehouse loads only what it lists.
+
+    Inside the day's prefix, named like Spark's ``_SUCCESS``: engines reading the folder skip ``_`` files,
+    and the warehouse loads only the Parquet keys the manifest names.
+    """
+    return f"{staging_prefix(dataset, day)}_manifest.json"
+
+
+def partition_day(prefix: str) -> date | None:
+    """The day of a day folder (``.../2024-01-03/`` or ``.../dt=2024-01-03/``); None for any other folder."""
+    name = prefix.rstrip("/").rsplit("/", 1)[-1].removeprefix("dt=")
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", name):
+        return None
+    try:
+        return date.fromisoformat(name)
+    except ValueError:
+        return None
+
+
 def ledger_prefix(dataset: str, day: date | None = None) -> str:
     if day is None:
         return f"{LEDGER_ZONE}/{dataset}/"

@@ -205,6 +205,11 @@ def build_customer_360(warehouse: Warehouse, mart_date: date) -> int:
     return int(results[-1][0][0])
 
 
+def snapshot_customers(warehouse: Warehouse, mart_date: date) -> int:
+    """Customers in the warehouse's customers snapshot of ``mart_date``."""
+    return int(warehouse.query(MART_SQL[warehouse.dialect]["check_snapshot"], {"mart_date": mart_date})[0][0])
+
+
 def mart_checks(warehouse: Warehouse, mart_date: date) -> dict[str, Any]:
     """The mart day's invariants: one row per customer, and charges reconcile with activity.
 

@@ -3,10 +3,15 @@
 Two shapes, chosen by the contract:
 
 - snapshot datasets (customers, plans): the day's partition is every entity as of that day: the
-  previous day's snapshot plus the day's clean records, newest record per key winning (the contract's
-  ``order_by``). When the previous snapshot does not exist (the first day, or a gap), it is rebuilt from
-  every clean partition up to the day, so any day can be replayed on its own.
+  previous snapshot plus the clean records since, newest record per key winning (the contract's
+  ``order_by``). See ``snapshot_basis`` for which earlier snapshot that is, and when there may be none.
 - event datasets (activity): the day's clean events, one row per ``dedup_key``.
+
+A snapshot is never built over a missing or failed predecessor: that used to succeed with whatever clean
+partitions existed (4,143 customers in the warehouse instead of 7,043). Every completed build writes a
+manifest last (``_manifest.json``: files, rows, what it was built on), even for an empty day, after
+deleting the old one first; so "this day's staging completed and passed its blocking checks" is a fact
+in the lake that the next snapshot and the warehouse load both require.
 
 Both are enriched with the contract's ``staging_joins`` against other snapshots of the same day.
 DuckDB does the set work inside the step, with a memory limit and a spill folder, so a day of tens of
@@ -17,9 +22,10 @@ deleted, then rewritten.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -53,6 +59,8 @@ class StagingResult:
     input_rows: int = 0
     seconds: float = 0.0
     rebuilt_from_history: bool = False
+    built_on: date | None = None
+    """Snapshots: the earlier day whose snapshot this one carries forward (None: rebuilt from history)."""
     schema: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -84,18 +92,165 @@ def _paths_sql(paths: list[Path]) -> str:
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
 
 
-def build_staging(store: LakeStore, dataset: Dataset, day: date) -> StagingResult:
+class SnapshotPredecessorError(RuntimeError):
+    """A snapshot's predecessor day has files but no completed snapshot; the message names it and what to run."""
+
+    def __init__(self, dataset: Dataset, day: date, missing: list[date]) -> None:
+        self.dataset, self.day, self.missing = dataset.name, day, missing
+        first, last = missing[0], missing[-1]
+        days = last.isoformat() if first == last else f"{first}...{last} (every day with files)"
+        super().__init__(
+            f"staging/{dataset.staging_name} {day}: refusing to build the {dataset.name} snapshot over a missing "
+            f"predecessor: {days} has files but no completed {dataset.name} snapshot (its staging failed, or never "
+            f"ran), so this day's snapshot would lose what {'that day holds' if first == last else 'those days hold'}"
+            f". Build the days in order from {first}: customer360 replay --start {first} --end {day}"
+        )
+
+
+@dataclass(frozen=True)
+class StagingManifest:
+    """What a completed staging build wrote for one day (``layout.staging_manifest_key``)."""
+
+    dataset: str
+    day: date
+    files: list[str]
+    rows: int
+    built_at: str
+    built_on: date | None = None
+    rebuilt_from_history: bool = False
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "dataset": self.dataset,
+                "day": self.day.isoformat(),
+                "files": self.files,
+                "rows": self.rows,
+                "built_at": self.built_at,
+                "built_on": self.built_on.isoformat() if self.built_on else None,
+                "rebuilt_from_history": self.rebuilt_from_history,
+            },
+            indent=1,
+        ).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> StagingManifest:
+        raw = json.loads(data)
+        return cls(
+            dataset=raw["dataset"],
+            day=date.fromisoformat(raw["day"]),
+            files=list(raw["files"]),
+            rows=int(raw["rows"]),
+            built_at=raw["built_at"],
+            built_on=date.fromisoformat(raw["built_on"]) if raw.get("built_on") else None,
+            rebuilt_from_history=bool(raw.get("rebuilt_from_history")),
+        )
+
+
+def read_staging_manifest(store: LakeStore, dataset: Dataset, day: date) -> StagingManifest | None:
+    """The manifest of ``day``'s completed staging build, or None when the day's staging has not completed."""
+    try:
+        return StagingManifest.from_json(store.read_bytes(layout.staging_manifest_key(dataset.name, day)))
+    except FileNotFoundError:
+        return None
+
+
+def commit_staging(store: LakeStore, result: StagingResult) -> StagingManifest:
+    """Vouch for a build: write its manifest (the last write of a staging build)."""
+    manifest = StagingManifest(
+        dataset=result.dataset,
+        day=result.day,
+        files=list(result.keys),
+        rows=result.rows,
+        built_at=datetime.now(UTC).isoformat(),
+        built_on=result.built_on,
+        rebuilt_from_history=result.rebuilt_from_history,
+    )
+    store.put_bytes(layout.staging_manifest_key(result.dataset, result.day), manifest.to_json())
+    return manifest
+
+
+def days_with_files(store: LakeStore) -> set[date]:
+    """Every day some dataset has files for: waiting in raw/, or seen by the gate (ledger, archive, rejected).
+
+    A day that is in none of them genuinely has no data, so a snapshot may carry an earlier one across it.
+    """
+    zones = ("raw/{}/", "archive/{}/", "rejected/{}/", f"{layout.LEDGER_ZONE}/{{}}/", "clean/{}/")
+    days: set[date] = set()
+    for name in DATASETS:
+        for zone in zones:
+            days.update(d for d in map(layout.partition_day, store.list_prefixes(zone.format(name))) if d)
+    return days
+
+
+@dataclass(frozen=True)
+class SnapshotBasis:
+    """What a snapshot is built from: an earlier snapshot (or none) plus the clean days since."""
+
+    previous: date | None
+    clean_days: list[date]
+
+
+# How far back a refusal looks for the first day to replay from (each step is one manifest read).
+_MISSING_LOOKBACK = 62
+
+
+def snapshot_basis(store: LakeStore, dataset: Dataset, day: date, first_day: date | None = None) -> SnapshotBasis:
+    """The earlier snapshot ``day``'s is built on, or SnapshotPredecessorError when building would lose data.
+
+    * the previous day's snapshot, when that day's staging completed (the usual case);
+    * else the snapshot of the latest earlier day with files (for any dataset), the days in between having
+      genuinely no data: nothing in raw/, ledger/, archive/, rejected/ or clean/ for any dataset (the
+      automation builds snapshots only on days with files, so a quiet weekend has none);
+    * no earlier snapshot at all, rebuilt from every clean partition up to the day, only when no earlier
+      day has files: the first day of the partitions (``first_day``; days before it are history, not
+      predecessors), or a lake whose data starts on this day;
+    * otherwise refuse: the latest earlier day with files has no completed snapshot (its gate, clean or
+      staging failed or never ran), and building anyway is what silently shrank snapshots.
+    """
+    clean_days = sorted(d for d in map(layout.partition_day, store.list_prefixes(f"clean/{dataset.name}/")) if d)
+    previous_day = day - timedelta(days=1)
+    if read_staging_manifest(store, dataset, previous_day) is not None:
+        return SnapshotBasis(previous_day, [d for d in clean_days if d == day])
+    earlier = sorted(
+        (d for d in days_with_files(store) if d < day and (first_day is None or d >= first_day)), reverse=True
+    )
+    if not earlier:
+        return SnapshotBasis(None, [d for d in clean_days if d <= day])
+    if read_staging_manifest(store, dataset, earlier[0]) is not None:
+        return SnapshotBasis(earlier[0], [d for d in clean_days if earlier[0] < d <= day])
+    missing = [earlier[0]]
+    for candidate in earlier[1:_MISSING_LOOKBACK]:
+        if read_staging_manifest(store, dataset, candidate) is not None:
+            break
+        missing.insert(0, candidate)
+    raise SnapshotPredecessorError(dataset, day, missing)
+
+
+def build_staging(
+    store: LakeStore, dataset: Dataset, day: date, *, first_day: date | None = None, commit: bool = True
+) -> StagingResult:
+    """Rewrite ``day``'s staging partition; ``commit`` writes its manifest (the asset commits after its checks).
+
+    ``first_day`` is the first day of the partitions (see ``snapshot_basis``). Raises
+    SnapshotPredecessorError, having removed only the day's manifest, when a snapshot's predecessor is
+    missing or failed.
+    """
     started = time.perf_counter()
     result = StagingResult(dataset.name, day)
+    # First of all: an attempt that fails from here on leaves the day without a manifest, i.e. not staged,
+    # so nothing (the next snapshot, the warehouse load) builds on files an unfinished or failed build left.
+    store.delete(layout.staging_manifest_key(dataset.name, day))
+    basis = snapshot_basis(store, dataset, day, first_day) if dataset.snapshot else None
     with scratch_dir() as folder:
         output = folder / "out"
         with _connect(folder) as connection:
-            clean_keys = parquet_keys(store, layout.clean_prefix(dataset.name, day))
             relations = _join_relations(store, dataset, day, folder)
-            if dataset.snapshot:
-                source_sql = _snapshot_source(store, dataset, day, clean_keys, folder, result)
+            if basis is not None:
+                source_sql = _snapshot_source(store, dataset, basis, folder, result)
                 ordered = True
             else:
+                clean_keys = parquet_keys(store, layout.clean_prefix(dataset.name, day))
                 source_sql, result.input_rows = _event_source(connection, store, dataset, clean_keys, folder)
                 ordered = result.input_rows <= STAGING_SORTED_MAX_ROWS
             # Nothing to stage (no clean data yet) writes no files: the day's prefix is still emptied below.
@@ -115,6 +270,8 @@ def build_staging(store: LakeStore, dataset: Dataset, day: date) -> StagingResul
         if files:
             schema = pq.read_schema(files[0])
             result.schema = [(f.name, str(f.type)) for f in schema]
+    if commit:
+        commit_staging(store, result)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -162,33 +319,25 @@ def _event_source(
 
 
 def _snapshot_source(
-    store: LakeStore,
-    dataset: Dataset,
-    day: date,
-    clean_keys: list[str],
-    folder: Path,
-    result: StagingResult,
+    store: LakeStore, dataset: Dataset, basis: SnapshotBasis, folder: Path, result: StagingResult
 ) -> str | None:
-    """Previous snapshot + the day's records; or every clean day up to this one when there is no previous."""
-    previous_keys = parquet_keys(store, layout.staging_prefix(dataset.name, day - timedelta(days=1)))
+    """The basis's snapshot + the clean records since; or every clean day up to this one when there is none."""
     joined = {alias for join in dataset.staging_joins for _, alias in join.columns}
     parts: list[str] = []
-    if previous_keys:
-        previous = fetch_many(store, previous_keys, folder)
-        excluded = ", ".join(_quote(c) for c in ["partition_date", *sorted(joined)])
-        parts.append(
-            f"SELECT * EXCLUDE ({excluded}) "
-            f"FROM read_parquet({_paths_sql(previous)}, union_by_name = true, hive_partitioning = false)"
-        )
-        history = clean_keys
-    else:
-        result.rebuilt_from_history = True
-        history = [
-            key
-            for prefix in store.list_prefixes(f"clean/{dataset.name}/")
-            if _day_of(prefix) is not None and _day_of(prefix) <= day  # type: ignore[operator]
-            for key in parquet_keys(store, prefix)
-        ]
+    result.built_on = basis.previous
+    result.rebuilt_from_history = basis.previous is None
+    if basis.previous is not None:
+        manifest = read_staging_manifest(store, dataset, basis.previous)
+        if manifest is None:  # deleted since snapshot_basis read it: a concurrent rebuild of that day
+            raise SnapshotPredecessorError(dataset, result.day, [basis.previous])
+        if manifest.files:
+            previous = fetch_many(store, manifest.files, folder)
+            excluded = ", ".join(_quote(c) for c in ["partition_date", *sorted(joined)])
+            parts.append(
+                f"SELECT * EXCLUDE ({excluded}) "
+                f"FROM read_parquet({_paths_sql(previous)}, union_by_name = true, hive_partitioning = false)"
+            )
+    history = [key for d in basis.clean_days for key in parquet_keys(store, layout.clean_prefix(dataset.name, d))]
     if history:
         paths = fetch_many(store, history, folder)
         parts.append(
@@ -257,12 +406,3 @@ def _column_types(dataset: Dataset, columns: list[str]) -> dict[str, str]:
             types[column] = mapping[arrow_type]
     return types
 
-
-def _day_of(prefix: str) -> date | None:
-    part = prefix.rstrip("/").rsplit("/", 1)[-1]
-    if not part.startswith("dt="):
-        return None
-    try:
-        return date.fromisoformat(part[3:])
-    except ValueError:
-        return None
