@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 
 from customer360.lake.ledger import OUTCOMES, Ledger, query
-from customer360.lake.resource import lake_resource_from_env
+from customer360.lake.resource import LakeResource, lake_resource_from_env
 from customer360.lake.store import LakeStore
 
 
@@ -30,9 +30,9 @@ def _start(args: argparse.Namespace) -> date:
     return args.start or default_start(args.days)
 
 
-def _open_lake() -> LakeStore:
+def _open_lake(lake: LakeResource | None = None) -> LakeStore:
     """The configured lake, checked to answer (a missing bucket or endpoint fails here, before any work)."""
-    store = lake_resource_from_env().store()
+    store = (lake or lake_resource_from_env()).store()
     store.list_prefixes("")
     return store
 
@@ -215,7 +215,7 @@ def _replay(args: argparse.Namespace) -> int:
         print("customer360 replay: --end is before --start", file=sys.stderr)
         return 2
     lake = lake_resource_from_env()
-    _open_lake()
+    _open_lake(lake)
     defs = build_definitions(lake, warehouse_resource_from_env())
     instance = dg.DagsterInstance.get()  # runs recorded where the UI shows them
     console = QUIET_CONSOLE if args.debug else SILENT_CONSOLE
@@ -261,8 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--start", required=True, type=date.fromisoformat, help="first day, YYYY-MM-DD")
         command.add_argument("--end", required=True, type=date.fromisoformat, help="last day (included), YYYY-MM-DD")
 
-    init = _add_command(commands,
-        "init", help="create the lake folder CUSTOMER360_LAKE names (for s3://, check that the bucket answers)"
+    init = _add_command(
+        commands, "init", help="create the lake folder CUSTOMER360_LAKE names (for s3://, check the bucket answers)"
     )
     init.set_defaults(run=_init)
 
@@ -319,8 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--dry-run", action="store_true", help="print what would be submitted; submit nothing")
     backfill.set_defaults(run=_backfill)
 
-    replay = _add_command(commands,
-        "replay", help="replay a range of days now, in this process: one run per day, in order (fastest)"
+    replay = _add_command(
+        commands, "replay", help="replay a range of days now, in this process: one run per day, in order (fastest)"
     )
     day_range(replay)
     replay.set_defaults(run=_replay)
@@ -347,8 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         if args.debug:
             raise
-        print(f"customer360 {args.command}: {describe(error, where_from_env())} (--debug shows the traceback)",
-              file=sys.stderr)
+        print(
+            f"customer360 {args.command}: {describe(error, where_from_env())} (--debug shows the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -95,15 +95,22 @@ def _paths_sql(paths: list[Path]) -> str:
 class SnapshotPredecessorError(RuntimeError):
     """A snapshot's predecessor day has files but no completed snapshot; the message names it and what to run."""
 
-    def __init__(self, dataset: Dataset, day: date, missing: list[date]) -> None:
+    def __init__(self, dataset: Dataset, day: date, missing: list[date], *, more: bool = False) -> None:
         self.dataset, self.day, self.missing = dataset.name, day, missing
         first, last = missing[0], missing[-1]
-        days = last.isoformat() if first == last else f"{first}...{last} (every day with files)"
+        if first == last:
+            what = f"{last} has files but no completed {dataset.name} snapshot (its gate, clean or staging failed"
+            holds = "that day holds"
+        else:
+            what = f"{len(missing)} days with files from {first} to {last} have no completed {dataset.name} snapshot"
+            what += " (their gate, clean or staging failed"
+            holds = "those days hold"
         super().__init__(
             f"staging/{dataset.staging_name} {day}: refusing to build the {dataset.name} snapshot over a missing "
-            f"predecessor: {days} has files but no completed {dataset.name} snapshot (its staging failed, or never "
-            f"ran), so this day's snapshot would lose what {'that day holds' if first == last else 'those days hold'}"
-            f". Build the days in order from {first}: customer360 replay --start {first} --end {day}"
+            f"predecessor: {what}, or never ran), so this day's snapshot would lose what {holds}. Build the days in "
+            f"order from "
+            f"{first}{' (or earlier: older days lack one too)' if more else ''}: "
+            f"customer360 replay --start {first} --end {day}"
         )
 
 
@@ -220,9 +227,11 @@ def snapshot_basis(store: LakeStore, dataset: Dataset, day: date, first_day: dat
     if read_staging_manifest(store, dataset, earlier[0]) is not None:
         return SnapshotBasis(earlier[0], [d for d in clean_days if earlier[0] < d <= day])
     missing = [earlier[0]]
-    for candidate in earlier[1:_MISSING_LOOKBACK]:
+    for candidate in earlier[1:]:
         if read_staging_manifest(store, dataset, candidate) is not None:
             break
+        if len(missing) == _MISSING_LOOKBACK:
+            raise SnapshotPredecessorError(dataset, day, missing, more=True)
         missing.insert(0, candidate)
     raise SnapshotPredecessorError(dataset, day, missing)
 
