@@ -244,6 +244,7 @@ def test_the_image_is_non_root_without_secrets_and_its_command_serves_the_code_l
         "PYTHONWARNINGS": "ignore",
     }
     (tmp_path / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    (tmp_path / "lake").mkdir()  # what `customer360 init` does; the code location refuses a missing lake folder
     log = (tmp_path / "server.log").open("wb")
     server = subprocess.Popen(
         image_command(host="127.0.0.1", port=port),
