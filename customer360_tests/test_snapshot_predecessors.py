@@ -18,6 +18,7 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
+from customer360.assets.mart import MART_KEY
 from customer360.cli import main
 from customer360.contracts import DATASETS
 from customer360.lake import layout
@@ -34,6 +35,7 @@ from customer360_tests.test_contracts import customers_csv
 
 DAY1, DAY2, DAY3 = date(2024, 1, 1), date(2024, 1, 2), date(2024, 1, 3)
 CUSTOMERS = DATASETS["customers"]
+MART = MART_KEY.to_user_string()
 PLANS = DATASETS["plans"]
 ACTIVITY = DATASETS["activity_logs"]
 
@@ -86,7 +88,7 @@ def test_a_snapshot_over_a_day_whose_files_never_went_through_fails_naming_that_
     assert read_staging_manifest(pipeline.store, CUSTOMERS, DAY2) is None
     with pytest.raises(SnapshotPredecessorError, match="2024-01-01 has files but no completed customers snapshot"):
         staging.build_staging(pipeline.store, CUSTOMERS, DAY2, first_day=DAY1)
-    assert not _materialized(result, "warehouse/customers") and not _materialized(result, f"warehouse/{MART_TABLE}")
+    assert not _materialized(result, "warehouse/customers") and not _materialized(result, MART)
 
     # In order, the same days give the whole snapshot.
     assert pipeline.run_day(DAY1).success
@@ -192,17 +194,17 @@ def test_the_warehouse_and_the_mart_refuse_a_day_whose_staging_did_not_complete(
     elsewhere = Pipeline(pipeline.store, other, pipeline.warehouse, pipeline.instance)
 
     load = elsewhere.run_day(DAY1, selection=["warehouse/customers"])
-    mart = elsewhere.run_day(DAY1, selection=[f"warehouse/{MART_TABLE}"])
+    mart = elsewhere.run_day(DAY1, selection=[MART])
 
     assert not load.success and "has no completed build for 2024-01-01" in _failures(load)["warehouse/customers"]
-    assert not mart.success and "no completed staging" in _failures(mart)[f"warehouse/{MART_TABLE}"]
+    assert not mart.success and "no completed staging" in _failures(mart)[MART]
     assert pipeline.warehouse_rows("customers", DAY1) == 40 and target.query(mart_rows, [DAY1])[0][0] == 40
 
     # The right lake, but the warehouse's customers day is not the staged snapshot: the mart waits for the load.
     target.delete_partition("customers", DAY1)
-    mart = pipeline.run_day(DAY1, selection=[f"warehouse/{MART_TABLE}"])
+    mart = pipeline.run_day(DAY1, selection=[MART])
     assert not mart.success
-    refused = _failures(mart)[f"warehouse/{MART_TABLE}"]
+    refused = _failures(mart)[MART]
     assert "holds 0 customers for 2024-01-01, the day's staged snapshot 40" in refused
     assert target.query(mart_rows, [DAY1])[0][0] == 40
 
