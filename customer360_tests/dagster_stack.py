@@ -146,7 +146,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def write_home(home: Path) -> None:
-    """The project's dagster.yaml in ``home``, storage paths absolute, runs dequeued every second."""
+    """The project's dagster.yaml in ``home``, storage paths absolute, runs dequeued every second; its lake folder."""
     config = (ROOT / "dagster.yaml").read_text().replace("base_dir: .dagster", f"base_dir: {home}/.dagster")
     config = config.replace(
         "  class: QueuedRunCoordinator\n",
@@ -154,6 +154,7 @@ def write_home(home: Path) -> None:
     )
     assert "dequeue_interval_seconds" in config, "dagster.yaml's run coordinator changed: update write_home"
     (home / "dagster.yaml").write_text(config)
+    (home / "lake").mkdir(exist_ok=True)  # stack_env's lake, created as `customer360 init` would
 
 
 def stack_env(home: Path, extra_env: dict[str, str] | None = None) -> dict[str, str]:

@@ -60,6 +60,7 @@ def test_the_demo_days_end_yesterday_inside_the_partitions_and_the_raw_sensors_w
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("CUSTOMER360_LAKE", str(tmp_path / "lake"))
+    assert main(["init"]) == 0
     assert main(["generate", "--days", "3", "--customers", "40", "--events-per-day", "60"]) == 0
     capsys.readouterr()
 
@@ -75,6 +76,7 @@ def test_the_demo_days_end_yesterday_inside_the_partitions_and_the_raw_sensors_w
 
 def test_an_explicit_start_still_generates_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUSTOMER360_LAKE", str(tmp_path / "lake"))
+    assert main(["init"]) == 0
     assert (
         main(["generate", "--start", "2024-01-02", "--days", "1", "--customers", "30", "--events-per-day", "30"]) == 0
     )
