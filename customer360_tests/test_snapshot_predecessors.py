@@ -10,14 +10,16 @@ replay`` stops at the failed day. Carrying a snapshot across days that genuinely
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
 import pytest
 
+from customer360.assets import staging as staging_assets
 from customer360.assets.mart import MART_KEY
 from customer360.cli import main
 from customer360.contracts import DATASETS
@@ -283,3 +285,61 @@ def test_the_automation_waits_for_a_failed_previous_snapshot_instead_of_building
     assert pipeline.run_day(DAY1, selection=["clean/customers", "staging/customers"]).success  # clean from archive/
     requested, _ = _requested(pipeline, cursor)
     assert ("staging/customers", DAY2) in requested
+
+
+def test_a_load_queued_behind_a_rebuild_of_its_day_waits_for_it_instead_of_failing(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A late file rebuilds a day's staging while the day's warehouse load was already queued: the load waits.
+
+    Seen on the production daemon: the load started while the rebuild had removed the old manifest and not
+    yet written the new one, and failed. Now a build in progress is visible to the load, which retries.
+    """
+    monkeypatch.setattr(staging_assets, "WAIT_FOR_BUILD_SECONDS", 1)
+    _land_customers(pipeline.store, DAY1, 0, 40)
+    assert pipeline.run_day(DAY1).success
+    late_ids = [f"{i:04d}-ABCDE" for i in range(40, 45)]
+    pipeline.store.put_bytes(f"raw/customers/{DAY1}/crm-late.csv", customers_csv(late_ids))  # gate + clean take it
+    assert pipeline.run_day(
+        DAY1, selection=["raw/customers", "archive/customers", "rejected/customers", "clean/customers"]
+    ).success
+
+    # The rebuild has started (another run's process): its marker is there, the old manifest is gone.
+    staging.build_staging(pipeline.store, CUSTOMERS, DAY1, first_day=DAY1, commit=False)  # removes the manifest
+    assert read_staging_manifest(pipeline.store, CUSTOMERS, DAY1) is None
+    assert staging.staging_build_started(pipeline.store, CUSTOMERS, DAY1) is not None
+
+    finished = threading.Timer(3.0, lambda: staging.build_staging(pipeline.store, CUSTOMERS, DAY1, first_day=DAY1))
+    finished.start()
+    try:
+        load = pipeline.run_day(DAY1, selection=["warehouse/customers"])
+    finally:
+        finished.join()
+    assert load.success, _failures(load)
+    assert pipeline.warehouse_rows("customers", DAY1) == 45
+    assert staging.staging_build_started(pipeline.store, CUSTOMERS, DAY1) is None  # the commit cleared it
+
+
+def test_a_build_that_fails_clears_its_marker_and_a_dead_one_is_named(pipeline: Pipeline) -> None:
+    """A failed staging build is not "in progress" (the load fails at once); a marker left by a dead process is
+    named in the load's failure once it is older than an hour."""
+    _land_customers(pipeline.store, DAY1, 0, 10)
+    assert pipeline.run_day(DAY1).success
+    pipeline.store.delete(layout.staging_manifest_key("customers", DAY1))
+    stale = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    pipeline.store.put_bytes(
+        layout.staging_build_marker_key("customers", DAY1), f'{{"started_at": "{stale}"}}'.encode()
+    )
+    load = pipeline.run_day(DAY1, selection=["warehouse/customers"])
+    assert not load.success
+    assert "never finished" in _failures(load)["warehouse/customers"]
+
+    # A build whose code fails removes its marker: nothing waits for it.
+    def broken(*_: object) -> None:
+        raise RuntimeError("disk full")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(staging, "snapshot_basis", broken)
+        with pytest.raises(RuntimeError, match="disk full"):
+            staging.build_staging(pipeline.store, CUSTOMERS, DAY1, first_day=DAY1)
+    assert staging.staging_build_started(pipeline.store, CUSTOMERS, DAY1) is None

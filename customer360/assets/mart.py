@@ -22,6 +22,7 @@ import dagster as dg
 
 from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
 from customer360.assets.metadata import column_schema, rows_preview
+from customer360.assets.staging import wait_for_running_builds
 from customer360.assets.warehouse import WAREHOUSE_POOL, warehouse_key_of
 from customer360.contracts import ACTIVITY_LOGS, CUSTOMERS
 from customer360.lake.resource import LakeResource
@@ -82,19 +83,25 @@ def customer_360(
         target.ensure_table(dataset.staging_name, staging_schema(dataset))
     days = days_of(context)
     for day in days:
-        _require_complete_snapshot(store, target, day)
+        _require_complete_snapshot(context, store, target, day)
     yield from record_days(context, MART_KEY, [_mart_day(target, day) for day in days])
 
 
-def _require_complete_snapshot(store: LakeStore, target: Warehouse, day: date) -> None:
-    """Fail unless the warehouse holds the day's whole customers snapshot (never a shrunken or missing one)."""
+def _require_complete_snapshot(
+    context: dg.AssetExecutionContext, store: LakeStore, target: Warehouse, day: date
+) -> None:
+    """Fail unless the warehouse holds the day's whole customers snapshot (never a shrunken or missing one).
+
+    While the day's snapshot is being rebuilt (a late file), the step retries a while before it fails.
+    """
     snapshot = read_staging_manifest(store, CUSTOMERS, day)
     replay = f"customer360 replay --start {day} --end {day}"
     if snapshot is None:
+        running = wait_for_running_builds(context, store, CUSTOMERS, [day])
         raise dg.Failure(
             description=f"{MART_KEY.to_user_string()} {day}: the customers snapshot of {day} has no completed "
             f"staging build (staging/customers failed, or never ran, for {day}); the mart is left as it is. "
-            f"Replay the day: {replay}",
+            f"Replay the day: {replay}.{running}",
             allow_retries=False,
         )
     loaded = snapshot_customers(target, day)

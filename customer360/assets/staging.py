@@ -26,7 +26,7 @@ its checks whether selected or not (``customer360.assets.days.record_days``). A 
 
 import logging
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
@@ -37,7 +37,14 @@ from customer360.contracts import DATASETS, Dataset
 from customer360.lake.resource import LakeResource
 from customer360.lake.store import LakeStore
 from customer360.partitions import daily_partitions
-from customer360.zones.staging import SnapshotPredecessorError, StagingResult, build_staging, commit_staging
+from customer360.zones.staging import (
+    SnapshotPredecessorError,
+    StagingResult,
+    abandon_staging,
+    build_staging,
+    commit_staging,
+    staging_build_started,
+)
 
 PREVIOUS_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True)
 
@@ -86,10 +93,18 @@ def build_staging_asset(dataset: Dataset) -> dg.AssetsDefinition:
             except SnapshotPredecessorError as error:
                 refused = error
                 break
-            outcomes = run_staging_checks(store, dataset, day)
-            record.checks = check_results(key, checks, outcomes)
-            if result is not None and all(o.passed for o in outcomes if o.name in blocking):
-                commit_staging(store, result)
+            try:
+                outcomes = run_staging_checks(store, dataset, day)
+                record.checks = check_results(key, checks, outcomes)
+            except BaseException:
+                if result is not None:
+                    abandon_staging(store, dataset.name, day)
+                raise
+            if result is not None:
+                if all(o.passed for o in outcomes if o.name in blocking):
+                    commit_staging(store, result)
+                else:
+                    abandon_staging(store, dataset.name, day)
             records.append(record)
         yield from record_days(context, key, records)
         if refused is not None:
@@ -131,3 +146,41 @@ def _staging_day(store: LakeStore, dataset: Dataset, day: date, log: logging.Log
         "peak_memory_mb": peak_memory_mb(),
     }
     return DayRecord(day, metadata), result
+
+
+# How long a reader (the warehouse load, the mart) waits for a staging build of its day that is running:
+# a rebuild of a day (a late file) may start after the reader's run was queued. A marker older than
+# STALE_BUILD belongs to a build that died without cleaning up: fail at once, naming it.
+WAIT_FOR_BUILD_RETRIES = 20
+WAIT_FOR_BUILD_SECONDS = 15
+STALE_BUILD = timedelta(hours=1)
+
+
+def wait_for_running_builds(
+    context: dg.AssetExecutionContext, store: LakeStore, dataset: Dataset, days: list[date]
+) -> str:
+    """Retry the step later while a staging build of one of ``days`` runs; else say what was found, for the error.
+
+    Raises ``dg.RetryRequested`` (the step runs again after ``WAIT_FOR_BUILD_SECONDS``) while a fresh build
+    marker exists and retries remain; returns the note to append to the caller's failure otherwise.
+    """
+    started = {day: staging_build_started(store, dataset, day) for day in days}
+    running = {day: at for day, at in started.items() if at is not None}
+    fresh = [day for day, at in running.items() if datetime.now(UTC) - at < STALE_BUILD]
+    if fresh and context.retry_number < WAIT_FOR_BUILD_RETRIES:
+        context.log.info(
+            "staging/%s is being rebuilt for %s: waiting %d s (attempt %d of %d)",
+            dataset.staging_name,
+            ", ".join(map(str, fresh)),
+            WAIT_FOR_BUILD_SECONDS,
+            context.retry_number + 1,
+            WAIT_FOR_BUILD_RETRIES,
+        )
+        raise dg.RetryRequested(max_retries=WAIT_FOR_BUILD_RETRIES, seconds_to_wait=WAIT_FOR_BUILD_SECONDS)
+    if not running:
+        return ""
+    return (
+        " A staging build started "
+        + ", ".join(f"{at:%Y-%m-%d %H:%M:%S} UTC for {day}" for day, at in running.items())
+        + (" and has not finished." if fresh else " and never finished (its process died?).")
+    )

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
 from customer360.assets.metadata import column_descriptions, column_schema, rows_preview
-from customer360.assets.staging import staging_key_of
+from customer360.assets.staging import staging_key_of, wait_for_running_builds
 from customer360.contracts import Dataset
 from customer360.lake import layout
 from customer360.lake.resource import LakeResource
@@ -72,7 +72,8 @@ def build_warehouse_asset(dataset: Dataset) -> dg.AssetsDefinition:
         staged = {day: manifest for day, manifest in manifests.items() if manifest is not None}
         unstaged = [day for day in days if day not in staged]
         if unstaged:
-            raise dg.Failure(description=_unstaged_message(dataset, unstaged), allow_retries=False)
+            running = wait_for_running_builds(context, store, dataset, unstaged)
+            raise dg.Failure(description=_unstaged_message(dataset, unstaged) + running, allow_retries=False)
         target = warehouse.open(store)
         records = [_load_day(store, target, dataset, day, staged[day]) for day in days]
         yield from record_days(context, key, records)

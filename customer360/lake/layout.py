@@ -85,6 +85,15 @@ def staging_manifest_key(dataset: str, day: date) -> str:
     return f"{staging_prefix(dataset, day)}_manifest.json"
 
 
+def staging_build_marker_key(dataset: str, day: date) -> str:
+    """Present while a staging build of the day runs (between removing the old manifest and writing the new).
+
+    Outside the day's prefix, which the build empties; the warehouse and the mart, finding no manifest but
+    this marker, wait for the build instead of failing on a day that is only being rebuilt.
+    """
+    return f"staging/{dataset}/_building/{day.isoformat()}.json"
+
+
 def partition_day(prefix: str) -> date | None:
     """The day of a day folder (``.../2024-01-03/`` or ``.../dt=2024-01-03/``); None for any other folder."""
     name = prefix.rstrip("/").rsplit("/", 1)[-1].removeprefix("dt=")

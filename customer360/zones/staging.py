@@ -77,8 +77,11 @@ def staging_schema(dataset: Dataset) -> pa.Schema:
         fields.append(pa.field("_record_date", pa.date32()))
     for join in dataset.staging_joins:
         other = DATASETS[join.dataset]
-        fields += [pa.field(alias, other.field(column).arrow_type) for column, alias in join.columns
-                   if alias not in {f.name for f in fields}]
+        fields += [
+            pa.field(alias, other.field(column).arrow_type)
+            for column, alias in join.columns
+            if alias not in {f.name for f in fields}
+        ]
     return pa.schema(fields)
 
 
@@ -174,7 +177,22 @@ def commit_staging(store: LakeStore, result: StagingResult) -> StagingManifest:
         rebuilt_from_history=result.rebuilt_from_history,
     )
     store.put_bytes(layout.staging_manifest_key(result.dataset, result.day), manifest.to_json())
+    store.delete(layout.staging_build_marker_key(result.dataset, result.day))
     return manifest
+
+
+def abandon_staging(store: LakeStore, dataset: str, day: date) -> None:
+    """A build that ends without a manifest (it failed, or its blocking checks did): no longer in progress."""
+    store.delete(layout.staging_build_marker_key(dataset, day))
+
+
+def staging_build_started(store: LakeStore, dataset: Dataset, day: date) -> datetime | None:
+    """When the day's staging build that is running now started; None when none is (or it left no trace)."""
+    try:
+        data = json.loads(store.read_bytes(layout.staging_build_marker_key(dataset.name, day)))
+        return datetime.fromisoformat(data["started_at"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
 
 
 def days_with_files(store: LakeStore) -> set[date]:
@@ -249,7 +267,24 @@ def build_staging(
     result = StagingResult(dataset.name, day)
     # First of all: an attempt that fails from here on leaves the day without a manifest, i.e. not staged,
     # so nothing (the next snapshot, the warehouse load) builds on files an unfinished or failed build left.
+    # The marker says "being rebuilt" to the warehouse and the mart while the day has no manifest.
+    store.put_bytes(
+        layout.staging_build_marker_key(dataset.name, day),
+        json.dumps({"started_at": datetime.now(UTC).isoformat()}).encode(),
+    )
     store.delete(layout.staging_manifest_key(dataset.name, day))
+    try:
+        _rebuild(store, dataset, day, first_day, result)
+    except BaseException:
+        abandon_staging(store, dataset.name, day)
+        raise
+    if commit:
+        commit_staging(store, result)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _rebuild(store: LakeStore, dataset: Dataset, day: date, first_day: date | None, result: StagingResult) -> None:
     basis = snapshot_basis(store, dataset, day, first_day) if dataset.snapshot else None
     with scratch_dir() as folder:
         output = folder / "out"
@@ -279,10 +314,6 @@ def build_staging(
         if files:
             schema = pq.read_schema(files[0])
             result.schema = [(f.name, str(f.type)) for f in schema]
-    if commit:
-        commit_staging(store, result)
-    result.seconds = time.perf_counter() - started
-    return result
 
 
 def _connect(folder: Path) -> duckdb.DuckDBPyConnection:
@@ -414,4 +445,3 @@ def _column_types(dataset: Dataset, columns: list[str]) -> dict[str, str]:
         else:
             types[column] = mapping[arrow_type]
     return types
-
