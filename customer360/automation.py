@@ -155,7 +155,9 @@ class NewerInWindow(dg.AutomationCondition):
 class InputsNewer(dg.AutomationCondition):
     """Days of this asset that are missing, or older than the latest materialization of a day of an input they
     map to (the same day, or the previous day of a snapshot). Evaluated on the days still candidates (those
-    whose trigger fired), from the stored materializations as they are when the request is made.
+    whose trigger fired), from the stored materializations as they are when the request is made. An input day
+    another run materialized after this day's last build started also counts: that build may have read the
+    input before the write landed (a staging day built while its clean day was rewritten stayed empty).
     """
 
     @property
@@ -179,20 +181,43 @@ class InputsNewer(dg.AutomationCondition):
         materialized = DagsterEventType.ASSET_MATERIALIZATION
         own_latest = storage.get_latest_storage_id_by_partition(context.key, materialized)  # type: ignore[arg-type]
         out_of_date = {day for day in days if day not in own_latest}
+        instance = context.asset_graph_view.instance
+        own_builds = {day: _latest_build(instance, context.key, day) for day in days - out_of_date}
         for parent in context.asset_graph.get(context.key).parent_keys:  # type: ignore[arg-type]
             parent_latest = storage.get_latest_storage_id_by_partition(parent, materialized)
             for day in days - out_of_date:
                 inputs = context.asset_graph_view.compute_parent_subset(
                     parent, candidates.compute_intersection_with_partition_keys({day})
                 )
-                if any(
-                    parent_latest.get(input_day, -1) > own_latest[day]
-                    for input_day in inputs.expensively_compute_partition_keys()
-                ):
-                    out_of_date.add(day)
+                for input_day in inputs.expensively_compute_partition_keys():
+                    if parent_latest.get(input_day, -1) > own_latest[day] or (
+                        input_day in parent_latest and _landed_during(instance, parent, input_day, own_builds[day])
+                    ):
+                        out_of_date.add(day)
+                        break
         return dg.AutomationResult(
             context=context, true_subset=candidates.compute_intersection_with_partition_keys(out_of_date)
         )
+
+
+def _latest_build(instance: dg.DagsterInstance, key: dg.AssetKey, day: str) -> tuple[str, float] | None:
+    """The run that made ``key``'s latest materialization of ``day`` and when that run started."""
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day]), limit=1)
+    if not records.records:
+        return None
+    run = instance.get_run_record_by_id(records.records[0].run_id)
+    started = run.start_time if run is not None else None
+    return (records.records[0].run_id, started) if started is not None else None
+
+
+def _landed_during(instance: dg.DagsterInstance, key: dg.AssetKey, day: str, build: tuple[str, float] | None) -> bool:
+    """Whether another run materialized the input day after ``build``'s run started (its step may have read the
+    input before that write landed: a staging day built while its clean day was being rewritten)."""
+    if build is None:
+        return False
+    run_id, started = build
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day]), limit=1)
+    return bool(records.records) and records.records[0].run_id != run_id and records.records[0].timestamp > started
 
 
 MART_GROUP = "mart"

@@ -14,7 +14,9 @@ process importing the code location (seconds each on this 2-core machine):
    and from the run records: created before the first ended, started after).
 3. **kill -9 of the daemon mid-flow**, once day 1 has reached the warehouse and while other runs are queued or
    running. While it is down, a late activity file for day 1 lands and a backfill is submitted the way the
-   UI submits one (``customer360.backfill.submit_backfill``: the warehouse loads of day 3 again). The daemon
+   UI submits one (``customer360.backfill.submit_backfill``: the warehouse loads of day 1 again, while the
+   late file rebuilds that day: a load that finds the rebuild running waits for it; a day not staged yet
+   would rightly be refused). The daemon
    starts again and everything settles.
 
 Then, what a user would check: every run succeeded; no run key twice and exactly one gate run per batch of
@@ -298,7 +300,7 @@ def test_daemon_on_postgres_runs_a_week_concurrently_holds_same_day_gates_and_su
     d.kill_daemon()
     store.put_bytes(late, sent[late])
     graph = defs.resolve_asset_graph()
-    backfill_id = submit_backfill(instance, graph, plan_backfill(graph, days[2], days[2], "group:warehouse"))
+    backfill_id = submit_backfill(instance, graph, plan_backfill(graph, days[0], days[0], "group:warehouse"))
     d.start_daemon()
 
     def settled() -> bool:
