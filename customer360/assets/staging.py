@@ -108,6 +108,11 @@ def build_staging_asset(dataset: Dataset) -> dg.AssetsDefinition:
             records.append(record)
         yield from record_days(context, key, records)
         if refused is not None:
+            if context.run.tags.get(AUTOMATION_TAG) and context.retry_number < WAIT_FOR_BUILD_RETRIES:
+                # The automation may request a snapshot day in the tick before it requests the missing previous
+                # day (whose inputs had not all landed yet): wait for that day instead of failing at once.
+                context.log.info("%s: waiting %d s for the previous snapshot", refused, WAIT_FOR_BUILD_SECONDS)
+                raise dg.RetryRequested(max_retries=WAIT_FOR_BUILD_RETRIES, seconds_to_wait=WAIT_FOR_BUILD_SECONDS)
             raise refused
 
     return staging
@@ -148,6 +153,7 @@ def _staging_day(store: LakeStore, dataset: Dataset, day: date, log: logging.Log
     return DayRecord(day, metadata), result
 
 
+AUTOMATION_TAG = "dagster/from_automation_condition"  # set by Dagster on the automation's runs
 # How long a reader (the warehouse load, the mart) waits for a staging build of its day that is running:
 # a rebuild of a day (a late file) may start after the reader's run was queued. A marker older than
 # STALE_BUILD belongs to a build that died without cleaning up: fail at once, naming it.
