@@ -51,15 +51,6 @@ IN_FLIGHT = [
 DAILY_ASSETS = """
 { assetNodes { assetKey { path } isMaterializable isPartitioned partitionDefinition { type } } }
 """
-LAUNCH = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message stack }
-  }
-}
-"""
 BACKFILL = """
 query Backfill($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }
 """
@@ -154,9 +145,7 @@ def main() -> int:
             "fromFailure": False,
         }
         launched_at = time.time()
-        launched = stack.graphql(LAUNCH, {"params": params})["launchPartitionBackfill"]
-        assert launched["__typename"] == "LaunchBackfillSuccess", launched
-        backfill_id = launched["backfillId"]
+        backfill_id = stack.launch_backfill(params)
 
         def backfill_done() -> str | None:
             stack.assert_running()

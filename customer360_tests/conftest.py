@@ -158,6 +158,24 @@ def lake(request: pytest.FixtureRequest) -> LakeStore:
     return request.getfixturevalue(f"{request.param}_lake")
 
 
+@pytest.fixture
+def cli_home(
+    lake: LakeStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[Path]:
+    """The working directory of a person running the CLI: DAGSTER_HOME with the project's dagster.yaml,
+    CUSTOMER360_LAKE pointing at the test lake, the DuckDB warehouse at ``tmp_path / "warehouse.duckdb"``."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("CUSTOMER360_LAKE", lake.uri)
+    monkeypatch.setenv("CUSTOMER360_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+    if isinstance(lake, S3LakeStore):
+        monkeypatch.setenv("CUSTOMER360_S3_ENDPOINT_URL", request.getfixturevalue("moto_server"))
+    monkeypatch.chdir(home)
+    yield home
+
+
 # ---------------------------------------------------------------------------------------------------
 # PostgreSQL
 # ---------------------------------------------------------------------------------------------------

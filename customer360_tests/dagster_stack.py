@@ -59,6 +59,17 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval:
         time.sleep(interval)
 
 
+LAUNCH_BACKFILL = """
+mutation Launch($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message stack }
+  }
+}
+"""
+
+
 @dataclass
 class Stack:
     home: Path
@@ -93,6 +104,12 @@ class Stack:
         body = http_json(f"{self.base_url}/graphql", {"query": query, "variables": variables or {}})
         assert "errors" not in body, body["errors"]
         return body["data"]
+
+    def launch_backfill(self, params: dict) -> str:
+        """Submit a partition backfill as the UI's launch dialog does (GraphQL ``launchPartitionBackfill``); its id."""
+        launched = self.graphql(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        return launched["backfillId"]
 
     def instance(self) -> dg.DagsterInstance:
         """The instance the servers use (the caller disposes of it)."""

@@ -85,22 +85,11 @@ def test_a_lake_folder_that_does_not_exist_is_refused_until_init_creates_it(
 
 
 @pytest.fixture
-def replayed_home(
-    lake: LakeStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
-) -> Iterator[Path]:
+def replayed_home(lake: LakeStore, cli_home: Path) -> Iterator[Path]:
     """A DAGSTER_HOME where day 1 has been replayed into a DuckDB warehouse from the test lake."""
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("CUSTOMER360_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
-    monkeypatch.setenv("CUSTOMER360_LAKE", lake.uri)
-    if isinstance(lake, S3LakeStore):
-        monkeypatch.setenv("CUSTOMER360_S3_ENDPOINT_URL", request.getfixturevalue("moto_server"))
-    monkeypatch.chdir(home)
     lake.put_bytes(f"raw/customers/{DAY}/crm.csv", customers_csv([f"{i:04d}-ABCDE" for i in range(25)]))
     assert main(["replay", "--start", str(DAY), "--end", str(DAY)]) == 0
-    yield home
+    yield cli_home
 
 
 def _warehouse_counts(tmp_path: Path) -> tuple[int, int]:

@@ -9,9 +9,7 @@ replay`` stops at the failed day. Carrying a snapshot across days that genuinely
 
 from __future__ import annotations
 
-import shutil
 import threading
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -211,25 +209,8 @@ def test_the_warehouse_and_the_mart_refuse_a_day_whose_staging_did_not_complete(
     assert target.query(mart_rows, [DAY1])[0][0] == 40
 
 
-@pytest.fixture
-def dagster_home(
-    lake: LakeStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
-) -> Iterator[Path]:
-    """A DAGSTER_HOME with the project's dagster.yaml, CUSTOMER360_LAKE pointing at the test lake."""
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("CUSTOMER360_LAKE", lake.uri)
-    monkeypatch.setenv("CUSTOMER360_DUCKDB_PATH", str(tmp_path / "replay.duckdb"))
-    if isinstance(lake, S3LakeStore):
-        monkeypatch.setenv("CUSTOMER360_S3_ENDPOINT_URL", request.getfixturevalue("moto_server"))
-    monkeypatch.chdir(home)
-    yield home
-
-
 def test_replay_stops_at_a_failed_day_and_says_so(
-    lake: LakeStore, dagster_home: Path, capsys: pytest.CaptureFixture[str]
+    lake: LakeStore, cli_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Replaying from day 2 when day 1 never ran: day 2 fails, the replay stops there and exits non-zero."""
     for day, first in ((DAY1, 0), (DAY2, 50), (DAY3, 60)):
@@ -244,7 +225,7 @@ def test_replay_stops_at_a_failed_day_and_says_so(
     assert "Traceback" not in out + err
     assert "stopped at 2024-01-02" in err and "2024-01-03...2024-01-03 not replayed" in err
     assert "customer360 replay --start 2024-01-02 --end 2024-01-03" in err
-    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    instance = dg.DagsterInstance.from_config(str(cli_home))
     try:
         assert [r.tags.get("dagster/partition") for r in instance.get_runs()] == ["2024-01-02"]
     finally:

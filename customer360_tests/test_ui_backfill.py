@@ -62,15 +62,6 @@ DOWNSTREAM = [
 GATE = [[zone, name] for name in DATASETS for zone in ("raw", "archive", "rejected")]
 ALL_DAILY = GATE + CLEAN + DOWNSTREAM
 
-LAUNCH = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message stack }
-  }
-}
-"""
 
 BACKFILLS = """
 { partitionBackfillsOrError { ... on PartitionBackfills { results { id status } } } }
@@ -174,12 +165,6 @@ def _latest_storage_id(instance: dg.DagsterInstance) -> int:
     )
 
 
-def _launch(stack: Stack, params: dict) -> str:
-    launched = stack.graphql(LAUNCH, {"params": params})["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    return launched["backfillId"]
-
-
 def _settle(stack: Stack, wanted: dict[tuple[str, ...], set[str]]) -> None:
     """Wait until no backfill or run is in flight and every wanted asset has the wanted days."""
 
@@ -253,8 +238,7 @@ def test_a_ui_backfill_records_each_days_checks_and_the_automation_carries_the_d
             prepared = _latest_storage_id(instance)
         # 1. The UI's form, clean/* for both days, submitted before the daemon starts so that the
         #    automation's first tick already sees those days as a backfill in progress.
-        first = _launch(
-            stack,
+        first = stack.launch_backfill(
             {
                 "assetSelection": [_key(p) for p in CLEAN],
                 "partitionNames": sorted(days),
@@ -283,8 +267,7 @@ def test_a_ui_backfill_records_each_days_checks_and_the_automation_carries_the_d
         _assert_checks_of_days(stack, CLEAN + DOWNSTREAM, DAYS)
 
         # 2. The partitionsByAssets form: every daily asset, the second day.
-        second = _launch(
-            stack,
+        second = stack.launch_backfill(
             {
                 "partitionsByAssets": [
                     {

@@ -22,10 +22,8 @@ to a temp folder whose path the test prints (``-s``).
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -97,14 +95,6 @@ def _check_names(stack: Stack, path: list[str]) -> list[str]:
     return [check["name"] for check in node["assetChecksOrError"]["checks"]]
 
 
-def _graphql(base_url: str, query: str) -> dict[str, object]:
-    request = urllib.request.Request(
-        f"{base_url}/graphql", data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())
-
-
 def _launch_from_dialog(page, partitions: str, button: str) -> None:  # noqa: ANN001 - playwright's Page
     """The asset page's "Materialize…" dialog: type the partitions, press the launch button, follow "View"."""
     page.get_by_role("button", name="Materialize…").click()
@@ -148,7 +138,7 @@ def test_an_operator_walks_the_ui_from_the_graph_to_a_rejected_files_reasons(tmp
             # The UI's "Join the Dagster community" dialog opens a second after any page load, over whatever
             # dialog the test has open (a Skip handler alone raced it): mark it seen, as Skip does (the instance's
             # setNuxSeen and the browser's communityNux key), and still answer it with Skip should it show up.
-            _graphql(stack.base_url, "mutation { setNuxSeen }")
+            stack.graphql("mutation { setNuxSeen }")
             page.add_init_script("window.localStorage.setItem('communityNux', JSON.stringify('1'))")
             community = page.get_by_text("Join the Dagster community")
             page.add_locator_handler(community, lambda: page.get_by_role("button", name="Skip").click())
