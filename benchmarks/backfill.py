@@ -30,10 +30,10 @@ def main() -> int:
 
     import dagster as dg
 
-    from customer360.definitions import PIPELINE_JOB_NAME, build_definitions
+    from customer360.defs.definitions import PIPELINE_JOB_NAME, build_definitions
+    from customer360.defs.resources.lake import LakeResource
+    from customer360.defs.resources.warehouse import WarehouseResource
     from customer360.generator import generate_demo_data
-    from customer360.lake.resource import LakeResource
-    from customer360.warehouse.resource import WarehouseResource
 
     with tempfile.TemporaryDirectory(prefix="c360-backfill-") as folder:
         lake = LakeResource(location=str(Path(folder) / "lake"))

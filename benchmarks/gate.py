@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from customer360.contracts import DATASETS  # noqa: E402
-from customer360.ingest.gate import run_gate  # noqa: E402
-from customer360.lake.resource import open_lake  # noqa: E402
+from customer360.defs.resources.lake import open_lake  # noqa: E402
 from customer360.lake.store import LakeStore  # noqa: E402
+from customer360.steps.gate import run_gate  # noqa: E402
 
 DAY = date(2024, 3, 1)
 HEADER = "event_id,customer_id,event_ts,event_type,direction,duration_sec,data_mb,cell_id,roaming,charge_amount\n"

@@ -191,9 +191,9 @@ def child_duckdb_staging(clean: str, customers: str, out: str) -> dict[str, obje
 def _materialize(lake_root: str, selection: list[str]) -> dict[str, object]:
     import dagster as dg
 
-    from customer360.definitions import build_definitions
-    from customer360.lake.resource import LakeResource
-    from customer360.warehouse.resource import WarehouseResource
+    from customer360.defs.definitions import build_definitions
+    from customer360.defs.resources.lake import LakeResource
+    from customer360.defs.resources.warehouse import WarehouseResource
 
     defs = build_definitions(
         LakeResource(location=lake_root), WarehouseResource(backend="duckdb", duckdb_path=f"{lake_root}.duckdb")
@@ -294,10 +294,10 @@ def customers_snapshot(lake_root: Path) -> None:
     """
     import numpy as np
 
+    from customer360.defs.resources.lake import init_lake
     from customer360.generator import generate_demo_data
     from customer360.generator.customers import customers_csv
     from customer360.generator.demo_data import demo_customer_book
-    from customer360.lake.resource import init_lake
 
     store = init_lake(str(lake_root))
 
@@ -420,8 +420,8 @@ def check_accounting(cell: Cell, lake: Path) -> None:
     """clean + quarantined = read = written, quarantine (or report) per rule and column = injected."""
     import pyarrow.parquet as pq
 
+    from customer360.defs.resources.lake import open_lake
     from customer360.lake.ledger import Ledger
-    from customer360.lake.resource import open_lake
 
     source, problems = cell.source, cell.problems
     store = open_lake(str(lake))

@@ -36,9 +36,9 @@ def main() -> int:
     from moto.s3.models import s3_backends
     from moto.server import ThreadedMotoServer
 
-    from customer360.definitions import gate_job, unroutable_job
-    from customer360.lake.resource import LakeResource
-    from customer360.sensors.raw_sensor import RawSensorSettings, build_raw_sensor
+    from customer360.defs.definitions import gate_job, unroutable_job
+    from customer360.defs.resources.lake import LakeResource
+    from customer360.defs.sensors.raw_sensor import RawSensorSettings, build_raw_sensor
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -9,11 +9,11 @@ Beta/Preview API still shows up once.
 import warnings
 
 KNOWN_DAGSTER_WARNINGS = (
-    # Per-day check results (every zone's checks, customer360.assets.days).
+    # Per-day check results (every zone's checks, customer360.defs.assets.days).
     r"Specifying a partitions_def on an AssetCheckSpec is currently in preview",
     # A snapshot's dependency on its previous day, which does not exist for the first day.
     r"Parameter `allow_nonexistent_upstream_partitions` of initializer `TimeWindowPartitionMapping",
-    # The automation's NewerInWindow condition runs in the code location (customer360.automation).
+    # The automation's NewerInWindow condition runs in the code location (customer360.defs.automation).
     r"Parameter `use_user_code_server` of initializer `AutomationConditionSensorDefinition",
 )
 

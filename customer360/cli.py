@@ -19,8 +19,8 @@ from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
+from customer360.defs.resources.lake import LakeResource, lake_resource_from_env
 from customer360.lake.ledger import OUTCOMES, Ledger, query
-from customer360.lake.resource import LakeResource, lake_resource_from_env
 from customer360.lake.store import LakeStore
 
 
@@ -150,7 +150,7 @@ def _printable(text: str) -> str:
 
 def _quarantine(args: argparse.Namespace) -> int:
     from customer360.contracts import DATASETS
-    from customer360.zones.clean import query_quarantine
+    from customer360.steps.clean import query_quarantine
 
     store = _open_lake()
     rows = query_quarantine(store, DATASETS[args.dataset], args.day, rule=args.rule, column=args.column)
@@ -175,8 +175,8 @@ def _quarantine(args: argparse.Namespace) -> int:
 def _backfill(args: argparse.Namespace) -> int:
     import dagster as dg
 
-    from customer360.backfill import BackfillRequestError, plan_backfill, submit_backfill
-    from customer360.definitions import defs
+    from customer360.defs.backfill import BackfillRequestError, plan_backfill, submit_backfill
+    from customer360.defs.definitions import defs
 
     _open_lake()  # the daemon's runs will need it: a wrong lake is refused now, not in every run
     graph = defs.resolve_asset_graph()
@@ -207,9 +207,9 @@ def _backfill(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     import dagster as dg
 
-    from customer360.backfill import QUIET_CONSOLE, SILENT_CONSOLE, replay_days, stopped_message
-    from customer360.definitions import build_definitions
-    from customer360.warehouse.resource import warehouse_resource_from_env
+    from customer360.defs.backfill import QUIET_CONSOLE, SILENT_CONSOLE, replay_days, stopped_message
+    from customer360.defs.definitions import build_definitions
+    from customer360.defs.resources.warehouse import warehouse_resource_from_env
 
     if args.end < args.start:
         print("customer360 replay: --end is before --start", file=sys.stderr)

@@ -21,18 +21,18 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 
-from customer360.backfill import QUIET_CONSOLE, replay_days, stopped_message
 from customer360.contracts import DATASETS
-from customer360.definitions import UNROUTABLE_JOB_NAME, build_definitions
+from customer360.defs.backfill import QUIET_CONSOLE, replay_days, stopped_message
+from customer360.defs.definitions import UNROUTABLE_JOB_NAME, build_definitions
+from customer360.defs.resources.lake import LakeResource, lake_resource_from_env
+from customer360.defs.resources.warehouse import WarehouseResource, warehouse_resource_from_env
 from customer360.generator import generate_demo_data
 from customer360.lake import layout
 from customer360.lake.ledger import ARCHIVED, DUPLICATE, REJECTED, Ledger
-from customer360.lake.resource import LakeResource, lake_resource_from_env
 from customer360.lake.store import LakeStore
 from customer360.lake.transfer import fetch_many, parquet_keys, scratch_dir
+from customer360.steps.mart import mart_checks
 from customer360.warehouse.base import Warehouse
-from customer360.warehouse.mart import mart_checks
-from customer360.warehouse.resource import WarehouseResource, warehouse_resource_from_env
 
 
 def default_start(days: int, today: date | None = None) -> date:

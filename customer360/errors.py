@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import botocore.exceptions as boto
 
-from customer360.lake.resource import LakeConfigError
+from customer360.defs.resources.lake import LakeConfigError
 
 _ACCESS_CODES = frozenset(
     {
@@ -46,7 +46,7 @@ class Where:
 
 def where_from_env() -> Where:
     """The lake and S3 endpoint the environment configures (never raises: it only labels a message)."""
-    from customer360.lake.resource import lake_resource_from_env
+    from customer360.defs.resources.lake import lake_resource_from_env
 
     try:
         lake = lake_resource_from_env(must_exist=False)

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 from moto.server import ThreadedMotoServer
 
+from customer360.defs.resources.lake import init_lake, open_lake
 from customer360.lake.local import LocalLakeStore
-from customer360.lake.resource import init_lake, open_lake
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import LakeStore
 from customer360_tests.postgres_cluster import PostgresCluster, running_cluster
@@ -41,7 +41,7 @@ _SUITE_LAKE = pytest.StashKey[str]()
 def pytest_configure(config: pytest.Config) -> None:
     """Point CUSTOMER360_LAKE at an empty folder of the suite's own before any test module is imported.
 
-    ``customer360.definitions`` builds the code location at import and refuses a lake folder that does not
+    ``customer360.defs.definitions`` builds the code location at import and refuses a lake folder that does not
     exist (a fresh checkout has no ``.lake/``); and a developer's own CUSTOMER360_LAKE (a real bucket) must
     never reach a test. Tests that need a lake of their own set it themselves.
     """

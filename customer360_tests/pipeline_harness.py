@@ -12,11 +12,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from customer360.definitions import PIPELINE_JOB_NAME, UNROUTABLE_JOB_NAME, build_definitions
-from customer360.lake.resource import LakeResource
+from customer360.defs.definitions import PIPELINE_JOB_NAME, UNROUTABLE_JOB_NAME, build_definitions
+from customer360.defs.resources.lake import LakeResource
+from customer360.defs.resources.warehouse import WarehouseResource
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import LakeStore
-from customer360.warehouse.resource import WarehouseResource
 
 
 @dataclass

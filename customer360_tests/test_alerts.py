@@ -15,8 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from customer360.lake.s3 import S3LakeStore
-from customer360.sensors.alerts import (
+from customer360.defs.sensors.alerts import (
     SENT_PREFIX,
     LogDestination,
     SlackDestination,
@@ -24,6 +23,7 @@ from customer360.sensors.alerts import (
     build_alert_sensor,
     destination_from_env,
 )
+from customer360.lake.s3 import S3LakeStore
 from customer360_tests.corpus import CASES, DAY, customers_csv
 from customer360_tests.pipeline_harness import Pipeline, make_pipeline
 
@@ -198,7 +198,7 @@ def test_why_a_file_was_rejected_is_on_its_asset_page_and_each_tick_says_what_it
     pipeline: Pipeline, webhook: Webhook
 ) -> None:
     """The report's reasons, messages, what to do, sample lines and schema diff, as Markdown in the UI."""
-    from customer360.assets.gate import REJECTION_CHECK, REJECTIONS_METADATA
+    from customer360.defs.assets.gate import REJECTION_CHECK, REJECTIONS_METADATA
     from customer360_tests.test_ui_pages import HTML_TAG, _outside_code
 
     land(pipeline, "short_row", "missing_required_column")
@@ -234,7 +234,7 @@ def test_why_a_file_was_rejected_is_on_its_asset_page_and_each_tick_says_what_it
 
 
 def test_a_reports_quoted_content_cannot_turn_into_markup() -> None:
-    from customer360.assets.rejections import rejections_markdown
+    from customer360.defs.assets.rejections import rejections_markdown
     from customer360_tests.test_ui_pages import HTML_TAG, _outside_code
 
     report = {

@@ -34,14 +34,14 @@ import dagster as dg
 import pytest
 
 from customer360.contracts import DATASETS
-from customer360.definitions import UNROUTABLE_JOB_NAME, gate_job, unroutable_job
+from customer360.defs.definitions import UNROUTABLE_JOB_NAME, gate_job, unroutable_job
+from customer360.defs.sensors.raw_sensor import GATE_JOB_NAME, RawSensorSettings, build_raw_sensor
 from customer360.generator import generate_demo_data
 from customer360.lake import layout
 from customer360.lake.ledger import Ledger
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.transfer import parquet_keys
-from customer360.sensors.raw_sensor import GATE_JOB_NAME, RawSensorSettings, build_raw_sensor
-from customer360.zones.clean import read_clean
+from customer360.steps.clean import read_clean
 from customer360_tests.pipeline_harness import Pipeline, make_pipeline
 
 START = date(2024, 1, 1)
@@ -219,7 +219,7 @@ def test_dropped_files_settle_every_zone_and_late_files_rerun_only_their_days(dr
                  "mart/customer_360"):
         expected |= {(zone, d) for d in later}
     # Only these: the day before a requested snapshot day is not requested along (the staging assets are
-    # subsettable; see customer360.assets.staging).
+    # subsettable; see customer360.defs.assets.staging).
     assert ran == expected
     for day in later:
         assert delta_ids <= _customer_ids(store, day), f"the late delta reaches the {day} snapshot"

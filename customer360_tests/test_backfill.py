@@ -21,15 +21,15 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from customer360.assets.unroutable import UNROUTABLE_KEY
-from customer360.automation import DAILY_BACKFILL_POLICY
-from customer360.backfill import BACKFILL_SOURCE_TAG
 from customer360.cli import main
 from customer360.contracts import DATASETS
-from customer360.definitions import build_assets, defs
-from customer360.ingest.gate import CRASH_POINTS, REPORT_SUFFIX, GateRun, run_gate
+from customer360.defs.assets.unroutable import UNROUTABLE_KEY
+from customer360.defs.automation import DAILY_BACKFILL_POLICY
+from customer360.defs.backfill import BACKFILL_SOURCE_TAG
+from customer360.defs.definitions import build_assets, defs
 from customer360.lake.ledger import ARCHIVED, REJECTED, Ledger
 from customer360.lake.store import LakeStore
+from customer360.steps.gate import CRASH_POINTS, REPORT_SUFFIX, GateRun, run_gate
 from customer360_tests.corpus import DAY as CORPUS_DAY
 from customer360_tests.corpus import customers_csv
 
@@ -66,7 +66,7 @@ def _run_daemon_backfill_iteration(instance: dg.DagsterInstance) -> None:
     from dagster._daemon.backfill import execute_backfill_iteration
 
     origin = InProcessCodeLocationOrigin(
-        LoadableTargetOrigin(module_name="customer360.definitions", working_directory=str(ROOT)),
+        LoadableTargetOrigin(module_name="customer360.defs.definitions", working_directory=str(ROOT)),
         location_name="customer360",
     )
     with WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(origin)) as context:
@@ -239,8 +239,8 @@ def test_replay_subcommand_runs_each_day_in_order_recorded_in_the_instance(
     dagster_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     """``customer360 replay``: one recorded run per day, in order, every zone rebuilt from archive/."""
+    from customer360.defs.resources.lake import open_lake
     from customer360.generator import generate_demo_data
-    from customer360.lake.resource import open_lake
 
     lake_root = dagster_home / "lake"
     monkeypatch.setenv("CUSTOMER360_DUCKDB_PATH", str(tmp_path / "replay.duckdb"))

@@ -17,12 +17,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from customer360 import cli
-from customer360.checks import clean_check_defs, staging_check_defs
 from customer360.contracts import DATASETS
+from customer360.defs.checks import clean_check_defs, staging_check_defs
 from customer360.lake import layout
 from customer360.lake.ledger import ARCHIVED, Ledger, LedgerEntry
 from customer360.lake.s3 import S3LakeStore
-from customer360.zones.clean import query_quarantine, read_clean
+from customer360.steps.clean import query_quarantine, read_clean
 from customer360_tests.pipeline_harness import Pipeline, make_pipeline
 from customer360_tests.test_contracts import customers_csv
 

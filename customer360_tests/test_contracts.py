@@ -15,9 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from customer360.checks.validate import validate_files
-from customer360.contracts import DATASETS, Kind
-from customer360.contracts.pandera_models import (
+from customer360.checks.models import (
     ALLOWED,
     RANGES,
     REQUIRED,
@@ -28,6 +26,8 @@ from customer360.contracts.pandera_models import (
     clean_model,
     staging_model,
 )
+from customer360.checks.validate import validate_files
+from customer360.contracts import DATASETS, Kind
 from customer360.processing.standardize import ContractEvaluator, clean_schema
 from customer360_tests.test_standardize import rule_rows, valid_row
 

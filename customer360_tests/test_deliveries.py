@@ -20,13 +20,13 @@ import dagster as dg
 import pytest
 from dagster._core.event_api import PartitionKeyFilter
 
-from customer360.checks.deliveries import DELIVERY_CHECK, hour_from_name, hour_from_records
 from customer360.contracts import DATASETS
-from customer360.definitions import build_definitions
-from customer360.ingest.gate import run_gate
+from customer360.defs.definitions import build_definitions
+from customer360.defs.deliveries import DELIVERY_CHECK, hour_from_name, hour_from_records
+from customer360.defs.sensors.deliveries import build_delivery_sensor, marker_key
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import LakeStore
-from customer360.sensors.deliveries import build_delivery_sensor, marker_key
+from customer360.steps.gate import run_gate
 from customer360_tests.corpus import customer_row, customers_csv, plans_csv
 from customer360_tests.pipeline_harness import Pipeline, make_pipeline
 from customer360_tests.test_alerts import Webhook

@@ -28,8 +28,8 @@ from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
 from dagster_k8s import K8sRunLauncher
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
-from customer360.automation import AUTOMATION_SENSOR_NAME
-from customer360.sensors.raw_sensor import GATE_TAG, RAW_SENSOR_NAME
+from customer360.defs.automation import AUTOMATION_SENSOR_NAME
+from customer360.defs.sensors.raw_sensor import GATE_TAG, RAW_SENSOR_NAME
 from customer360_tests.production_home import DOCKERFILE, ECS_SETTINGS, ROOT, image_command, production_config
 
 HELM_VALUES = ROOT / "deploy" / "kubernetes" / "values.yaml"
@@ -193,7 +193,7 @@ def test_helm_values_render_an_instance_dagster_and_its_k8s_run_launcher_accept(
 
     # The user deployment is this project's image serving this code location, with every production setting.
     [deployment] = values["dagster-user-deployments"]["deployments"]
-    assert deployment["dagsterApiGrpcArgs"] == ["--module-name", "customer360.definitions"]
+    assert deployment["dagsterApiGrpcArgs"] == ["--module-name", "customer360.defs.definitions"]
     assert str(deployment["port"]) in image_command(host="h", port=4000)
     env = {item["name"] for item in deployment["env"]}
     assert env >= PRODUCTION_SETTINGS, PRODUCTION_SETTINGS - env

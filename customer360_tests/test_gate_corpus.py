@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import pytest
 
 from customer360.contracts import DATASETS
-from customer360.ingest.gate import REPORT_SUFFIX, run_gate
-from customer360.ingest.unroutable import reject_unroutable
 from customer360.lake.ledger import ARCHIVED, REJECTED, Ledger, LedgerEntry, query
 from customer360.lake.local import LocalLakeStore
 from customer360.lake.store import LakeStore
-from customer360.zones.clean import clean_partition, read_clean
+from customer360.steps.clean import clean_partition, read_clean
+from customer360.steps.gate import REPORT_SUFFIX, run_gate
+from customer360.steps.unroutable import reject_unroutable
 from customer360_tests.corpus import ACCEPTED_CASES, CASES, DAY, FORMULA, REJECTED_CASES, Case, land
 
 
@@ -53,7 +53,7 @@ def land_and_gate(store: LakeStore) -> GatedCorpus:
 @pytest.fixture(scope="module", params=["local", "s3"])
 def gated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> GatedCorpus:
     """The corpus gated once per backend; the per-case tests below only read the outcome."""
-    from customer360.lake.resource import init_lake, open_lake
+    from customer360.defs.resources.lake import init_lake, open_lake
 
     if request.param == "local":
         store = init_lake(str(tmp_path_factory.mktemp("corpus") / "lake"))

@@ -13,9 +13,9 @@ from __future__ import annotations
 import pytest
 
 from customer360.contracts import DATASETS
-from customer360.ingest.gate import CRASH_POINTS, REPORT_SUFFIX, run_gate
 from customer360.lake.ledger import ARCHIVED, REJECTED, Ledger, current_archive_versions
 from customer360.lake.store import LakeStore
+from customer360.steps.gate import CRASH_POINTS, REPORT_SUFFIX, run_gate
 from customer360_tests.corpus import DAY, customers_csv
 
 CUSTOMERS = DATASETS["customers"]

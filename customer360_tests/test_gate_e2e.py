@@ -11,7 +11,7 @@ import pytest
 from customer360.contracts import DATASETS
 from customer360.lake.ledger import ARCHIVED, REJECTED, Ledger
 from customer360.lake.s3 import S3LakeStore
-from customer360.zones.clean import clean_partition, read_clean
+from customer360.steps.clean import clean_partition, read_clean
 from customer360_tests.corpus import CASES, DAY, FORMULA, events_jsonl
 from customer360_tests.pipeline_harness import Pipeline, make_pipeline
 

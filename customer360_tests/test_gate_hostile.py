@@ -26,18 +26,18 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from customer360.checks.zone_checks import ROW_ACCOUNTING, run_clean_checks
 from customer360.cli import main
 from customer360.contracts import DATASETS
-from customer360.ingest.gate import CRASH_POINTS, GateRun, run_gate
-from customer360.ingest.unroutable import reject_unroutable
+from customer360.defs.checks import ROW_ACCOUNTING, run_clean_checks
+from customer360.defs.resources.lake import open_lake
+from customer360.defs.sensors.raw_sensor import RawCursor, RawSensorSettings, plan_tick
 from customer360.lake.ledger import ARCHIVED, REJECTED, VANISHED, Ledger, current_archive_versions
 from customer360.lake.local import LocalLakeStore
-from customer360.lake.resource import open_lake
 from customer360.lake.s3 import CONNECT_TIMEOUT_ENV, MAX_ATTEMPTS_ENV, READ_TIMEOUT_ENV, LakeRequestError, S3Settings
 from customer360.lake.store import DeleteOutcome, LakeStore
-from customer360.sensors.raw_sensor import RawCursor, RawSensorSettings, plan_tick
-from customer360.zones.clean import LEDGER_ENTRY_KEY, SOURCE_NAME_KEY, clean_partition, read_clean
+from customer360.steps.clean import LEDGER_ENTRY_KEY, SOURCE_NAME_KEY, clean_partition, read_clean
+from customer360.steps.gate import CRASH_POINTS, GateRun, run_gate
+from customer360.steps.unroutable import reject_unroutable
 from customer360_tests.corpus import DAY, customers_csv, land
 
 CUSTOMERS = DATASETS["customers"]

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from customer360.contracts import DATASETS
-from customer360.ingest.gate import run_gate
 from customer360.lake.ledger import ARCHIVED, REJECTED, Ledger
 from customer360.lake.store import LakeStore
 from customer360.processing.formats import MAX_SAMPLES
 from customer360.processing.inspect import inspect_file
+from customer360.steps.gate import run_gate
 from customer360_tests.corpus import CUSTOMERS_HEADER, DAY, customer_row
 
 CUSTOMERS = DATASETS["customers"]
@@ -90,7 +90,7 @@ def test_a_file_under_the_threshold_is_archived_and_its_bad_rows_quarantined_dow
     (entry,) = Ledger(lake).entries("customers", DAY)
     assert entry.outcome == ARCHIVED
     assert entry.details["bad_rows"] == 1 and entry.details["rule_counts"] == {"minimum": 1}
-    from customer360.zones.clean import clean_partition, read_quarantine
+    from customer360.steps.clean import clean_partition, read_quarantine
 
     clean_partition(lake, CUSTOMERS, DAY)
     quarantined = read_quarantine(lake, CUSTOMERS, DAY).to_pylist()

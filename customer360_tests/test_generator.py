@@ -447,9 +447,9 @@ def test_cli_fault_mix_reaches_the_gate_and_the_quarantine_exactly_as_reported(
     """`customer360 generate --activity-day-rows`: what it says it injected is what the pipeline finds."""
     from customer360.cli import main
     from customer360.contracts import DATASETS
-    from customer360.ingest.gate import run_gate
     from customer360.lake.ledger import Ledger
-    from customer360.zones.clean import clean_partition, read_quarantine
+    from customer360.steps.clean import clean_partition, read_quarantine
+    from customer360.steps.gate import run_gate
 
     activity, realistic, hostile = DATASETS["activity_logs"], date(2024, 3, 1), date(2024, 3, 2)
     common = ["generate", "--activity-day-rows", "4000", "--customers", "300", "--faults", "all"]

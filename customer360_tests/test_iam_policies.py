@@ -47,16 +47,16 @@ import pytest
 from botocore.exceptions import ClientError
 
 from customer360.contracts import DATASETS
-from customer360.definitions import build_definitions
+from customer360.defs.definitions import build_definitions
+from customer360.defs.resources.lake import LakeResource, open_lake
+from customer360.defs.resources.warehouse import WarehouseResource
+from customer360.defs.sensors.alerts import SENT_PREFIX, build_alert_sensor
+from customer360.defs.sensors.deliveries import MARKER_PREFIX, build_delivery_sensor
+from customer360.defs.sensors.raw_sensor import RawSensorSettings, build_raw_sensor
 from customer360.generator import generate_demo_data
-from customer360.ingest.gate import route
 from customer360.lake.ledger import Ledger, query
-from customer360.lake.resource import LakeResource, open_lake
 from customer360.lake.store import ObjectExistsError
-from customer360.sensors.alerts import SENT_PREFIX, build_alert_sensor
-from customer360.sensors.deliveries import MARKER_PREFIX, build_delivery_sensor
-from customer360.sensors.raw_sensor import RawSensorSettings, build_raw_sensor
-from customer360.warehouse.resource import WarehouseResource
+from customer360.steps.gate import route
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = ROOT / "deploy" / "iam"

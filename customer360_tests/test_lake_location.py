@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from customer360.cli import main
-from customer360.lake.resource import LakeConfigError, LakeResource, lake_resource_from_env
+from customer360.defs.resources.lake import LakeConfigError, LakeResource, lake_resource_from_env
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import LakeStore
 from customer360_tests.test_contracts import customers_csv

@@ -20,8 +20,8 @@ import dagster as dg
 import pyarrow.csv as pa_csv
 import pytest
 
+from customer360.defs.resources.lake import LakeResource, lake_resource_from_env
 from customer360.lake.local import LocalLakeStore
-from customer360.lake.resource import LakeResource, lake_resource_from_env
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import ImmutableZoneError, LakeStore, ObjectExistsError
 

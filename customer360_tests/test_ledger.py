@@ -14,11 +14,11 @@ import pytest
 
 from customer360.cli import main
 from customer360.contracts import DATASETS
-from customer360.ingest.gate import run_gate
 from customer360.lake.ledger import ARCHIVED, DUPLICATE, REJECTED, Ledger, current_archive_versions
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import LakeStore
-from customer360.zones.clean import clean_partition, read_clean
+from customer360.steps.clean import clean_partition, read_clean
+from customer360.steps.gate import run_gate
 from customer360_tests.corpus import CASES, DAY, customer_row, customers_csv
 
 CUSTOMERS = DATASETS["customers"]

@@ -20,12 +20,12 @@ import pyarrow as pa
 import pytest
 
 from customer360.contracts import DATASETS
-from customer360.ingest.gate import run_gate
 from customer360.lake.ledger import ARCHIVED, REJECTED, Ledger
 from customer360.lake.store import LakeStore
 from customer360.processing import formats, parsed
 from customer360.processing.formats import detect_format
-from customer360.zones.clean import clean_partition, read_clean, read_quarantine
+from customer360.steps.clean import clean_partition, read_clean, read_quarantine
+from customer360.steps.gate import run_gate
 from customer360_tests.corpus import CUSTOMERS_HEADER, customer_row, event
 
 DAY = date(2024, 1, 1)

@@ -11,10 +11,10 @@ import pyarrow.compute as pc
 import pytest
 
 from customer360.contracts import DATASETS
-from customer360.definitions import defs as code_location_defs
+from customer360.defs.definitions import defs as code_location_defs
 from customer360.lake import layout
 from customer360.lake.s3 import S3LakeStore
-from customer360.zones.clean import read_clean, read_quarantine
+from customer360.steps.clean import read_clean, read_quarantine
 from customer360_tests.pipeline_harness import Pipeline, make_pipeline
 
 EXTERNAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "external"
@@ -30,7 +30,7 @@ def pipeline(lake, tmp_path: Path, request: pytest.FixtureRequest) -> Pipeline:
 
 def _staging_table(pipeline: Pipeline, dataset: str, day: date):
     from customer360.lake.transfer import parquet_keys
-    from customer360.zones.clean import _read_parquet  # the same reader the zone uses
+    from customer360.steps.clean import _read_parquet  # the same reader the zone uses
 
     keys = parquet_keys(pipeline.store, layout.staging_prefix(dataset, day))
     import pyarrow as pa

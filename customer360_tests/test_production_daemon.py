@@ -14,7 +14,7 @@ process importing the code location (seconds each on this 2-core machine):
    and from the run records: created before the first ended, started after).
 3. **kill -9 of the daemon mid-flow**, once day 1 has reached the warehouse and while other runs are queued or
    running. While it is down, a late activity file for day 1 lands and a backfill is submitted the way the
-   UI submits one (``customer360.backfill.submit_backfill``: the warehouse loads of day 1 again, while the
+   UI submits one (``customer360.defs.backfill.submit_backfill``: the warehouse loads of day 1 again, while the
    late file rebuilds that day: a load that finds the rebuild running waits for it; a day not staged yet
    would rightly be refused). The daemon
    starts again and everything settles.
@@ -54,19 +54,19 @@ import pytest
 from dagster._core.execution.backfill import BULK_ACTION_TERMINAL_STATUSES, BulkActionStatus
 from dagster._core.storage.dagster_run import RunRecord
 
-from customer360.backfill import plan_backfill, submit_backfill
 from customer360.contracts import DATASETS
-from customer360.definitions import defs
+from customer360.defs.backfill import plan_backfill, submit_backfill
+from customer360.defs.definitions import defs
+from customer360.defs.resources.lake import open_lake
+from customer360.defs.resources.warehouse import WarehouseResource
+from customer360.defs.sensors.raw_sensor import GATE_TAG
 from customer360.generator import generate_demo_data
-from customer360.ingest.gate import route
 from customer360.lake import layout
 from customer360.lake.ledger import Ledger, query
-from customer360.lake.resource import open_lake
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.transfer import fetch_many, parquet_keys, scratch_dir
-from customer360.sensors.raw_sensor import GATE_TAG
-from customer360.warehouse.resource import WarehouseResource
-from customer360.zones.clean import read_clean
+from customer360.steps.clean import read_clean
+from customer360.steps.gate import route
 from customer360_tests.production_home import PRODUCTION_INSTANCE, image_command, write_home
 
 START = date(2024, 1, 1)

@@ -26,20 +26,20 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from customer360.contracts import DATASETS
-from customer360.definitions import UNROUTABLE_JOB_NAME, gate_job, unroutable_job
-from customer360.ingest.gate import run_gate
-from customer360.ingest.unroutable import reject_unroutable
-from customer360.lake.ledger import Ledger
-from customer360.lake.resource import LakeResource
-from customer360.lake.s3 import S3LakeStore
-from customer360.sensors.notifications import DISCOVERY_ENV, QUEUE_URL_ENV, QueueSettings
-from customer360.sensors.raw_sensor import (
+from customer360.defs.definitions import UNROUTABLE_JOB_NAME, gate_job, unroutable_job
+from customer360.defs.resources.lake import LakeResource
+from customer360.defs.sensors.notifications import DISCOVERY_ENV, QUEUE_URL_ENV, QueueSettings
+from customer360.defs.sensors.raw_sensor import (
     GATE_JOB_NAME,
     RAW_SENSOR_NAME,
     RawCursor,
     RawSensorSettings,
     build_raw_sensor,
 )
+from customer360.lake.ledger import Ledger
+from customer360.lake.s3 import S3LakeStore
+from customer360.steps.gate import run_gate
+from customer360.steps.unroutable import reject_unroutable
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 TODAY = NOW.date()

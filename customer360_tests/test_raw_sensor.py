@@ -17,12 +17,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from customer360.definitions import gate_job, unroutable_job
+from customer360.defs.definitions import gate_job, unroutable_job
+from customer360.defs.resources.lake import LakeResource
+from customer360.defs.sensors.raw_sensor import GATE_JOB_NAME, GATE_TAG, RawCursor, RawSensorSettings, build_raw_sensor
 from customer360.lake.local import LocalLakeStore
-from customer360.lake.resource import LakeResource
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import LakeStore
-from customer360.sensors.raw_sensor import GATE_JOB_NAME, GATE_TAG, RawCursor, RawSensorSettings, build_raw_sensor
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)

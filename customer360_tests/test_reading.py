@@ -22,7 +22,6 @@ import pyarrow as pa
 import pytest
 
 from customer360.contracts import DATASETS
-from customer360.ingest.gate import run_gate
 from customer360.lake.ledger import ARCHIVED, REJECTED, Ledger, LedgerEntry
 from customer360.lake.store import LakeStore
 from customer360.processing.formats import (
@@ -31,7 +30,8 @@ from customer360.processing.formats import (
     detect_format,
 )
 from customer360.processing.inspect import ACTIONS, inspect_file
-from customer360.zones.clean import clean_partition, read_clean, read_quarantine
+from customer360.steps.clean import clean_partition, read_clean, read_quarantine
+from customer360.steps.gate import run_gate
 from customer360_tests.corpus import PLANS_HEADER, event, plan_row
 
 DAY = date(2024, 1, 1)

@@ -15,7 +15,7 @@ from customer360.lake import layout
 from customer360.lake.ledger import Ledger
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.transfer import fetch_many, scratch_dir
-from customer360.zones.clean import CONTRACT_VERSION_KEY, read_clean
+from customer360.steps.clean import CONTRACT_VERSION_KEY, read_clean
 from customer360_tests.pipeline_harness import Pipeline, make_pipeline
 from customer360_tests.test_checks import evaluations
 from customer360_tests.test_contracts import NEW_LAYOUT, customers_csv

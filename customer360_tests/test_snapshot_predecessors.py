@@ -17,19 +17,19 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from customer360.assets import staging as staging_assets
-from customer360.assets.mart import MART_KEY
 from customer360.cli import main
 from customer360.contracts import DATASETS
+from customer360.defs.assets import staging as staging_assets
+from customer360.defs.assets.mart import MART_KEY
+from customer360.defs.resources.lake import LakeResource
 from customer360.lake import layout
-from customer360.lake.resource import LakeResource
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import LakeStore
 from customer360.lake.transfer import parquet_keys
-from customer360.warehouse.mart import MART_TABLE
-from customer360.zones import staging
-from customer360.zones.clean import _read_parquet, clean_partition
-from customer360.zones.staging import SnapshotPredecessorError, read_staging_manifest
+from customer360.steps import staging
+from customer360.steps.clean import _read_parquet, clean_partition
+from customer360.steps.mart import MART_TABLE
+from customer360.steps.staging import SnapshotPredecessorError, read_staging_manifest
 from customer360_tests.pipeline_harness import Pipeline, make_pipeline
 from customer360_tests.test_contracts import customers_csv
 
@@ -135,7 +135,7 @@ def test_snapshots_carry_across_days_without_files(pipeline: Pipeline) -> None:
 
 
 def _gate_and_clean(store: LakeStore, dataset_name: str, day: date) -> None:
-    from customer360.ingest.gate import run_gate
+    from customer360.steps.gate import run_gate
 
     dataset = DATASETS[dataset_name]
     assert not run_gate(store, dataset, day).errors

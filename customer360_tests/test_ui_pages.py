@@ -20,9 +20,9 @@ import pytest
 
 from customer360.cli import main
 from customer360.contracts import DATASETS
-from customer360.definitions import defs
-from customer360.partitions import DEFAULT_START_DATE, daily_partitions
-from customer360.sensors.raw_sensor import RawSensorSettings, _window
+from customer360.defs.definitions import defs
+from customer360.defs.partitions import DEFAULT_START_DATE, daily_partitions
+from customer360.defs.sensors.raw_sensor import RawSensorSettings, _window
 
 CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.S)
 HTML_TAG = re.compile(r"</?[A-Za-z][^>\s]*[^>]*>")
@@ -93,9 +93,9 @@ def test_every_partitioned_asset_is_daily_from_the_2024_start() -> None:
 
 
 def test_every_asset_names_its_zone_owner_and_the_backends_in_use() -> None:
-    from customer360.definitions import build_assets
-    from customer360.lake.resource import LakeResource
-    from customer360.warehouse.resource import WarehouseResource
+    from customer360.defs.definitions import build_assets
+    from customer360.defs.resources.lake import LakeResource
+    from customer360.defs.resources.warehouse import WarehouseResource
 
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
@@ -136,7 +136,7 @@ def test_loading_the_code_location_prints_no_known_beta_or_preview_warning() -> 
     """Every process that loads the code location (code servers, each run) printed these again."""
     env = {name: value for name, value in os.environ.items() if name != "PYTHONWARNINGS"}
     loaded = subprocess.run(
-        [sys.executable, "-W", "default", "-c", "from customer360.definitions import defs; defs.get_repository_def()"],
+        [sys.executable, "-W", "default", "-c", "from customer360.defs.definitions import defs; defs.get_repository_def()"],
         capture_output=True,
         text=True,
         timeout=120,

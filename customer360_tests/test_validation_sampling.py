@@ -8,9 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from customer360.checks.models import clean_model
 from customer360.checks.validate import validate_files
 from customer360.contracts import PLANS
-from customer360.contracts.pandera_models import clean_model
 from customer360.processing.standardize import ContractEvaluator, clean_schema
 
 DAY = date(2024, 1, 1)

@@ -58,12 +58,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlglot import exp
 
+from customer360.defs.resources.warehouse import WarehouseResource, warehouse_resource_from_env
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import LakeStore
+from customer360.steps.mart import MART_SCHEMA, MART_SQL, MART_TABLE, build_customer_360, mart_checks
 from customer360.warehouse.base import SchemaEvolutionError, Warehouse, WarehouseLoadError
 from customer360.warehouse.duckdb_backend import DuckDBWarehouse
-from customer360.warehouse.mart import MART_SCHEMA, MART_SQL, MART_TABLE, build_customer_360, mart_checks
-from customer360.warehouse.resource import WarehouseResource, warehouse_resource_from_env
 from customer360.warehouse.snowflake_backend import SnowflakeWarehouse
 
 # ---------------------------------------------------------------------------------------------------

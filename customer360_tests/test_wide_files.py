@@ -16,11 +16,11 @@ import pyarrow.compute
 import pytest
 
 from customer360.contracts import DATASETS
-from customer360.ingest.gate import run_gate
 from customer360.lake.ledger import ARCHIVED, REJECTED, Ledger
 from customer360.lake.store import LakeStore
 from customer360.processing.standardize import json_objects
-from customer360.zones.clean import clean_partition, read_clean
+from customer360.steps.clean import clean_partition, read_clean
+from customer360.steps.gate import run_gate
 from customer360_tests.corpus import CUSTOMERS_HEADER, customer_row, event
 
 DAY = date(2024, 1, 1)

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from customer360.contracts.pandera_models import category_of
+from customer360.checks.models import category_of
 
 VALIDATION_BATCH_ROWS = 100_000
 # Partitions up to FULL_VALIDATION_ROWS are validated row by row; bigger ones on about SAMPLE_VALIDATION_ROWS

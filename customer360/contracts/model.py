@@ -170,7 +170,7 @@ class ExpectedDelivery:
     # The records' timestamp field whose hour says which hour a file holds, when its name does not say it.
     hour_field: str | None = None
     # A regular expression with a group named ``hour`` that finds a file's hour in its name; when None, the
-    # tolerant built-in reading applies (see ``customer360.checks.deliveries.hour_from_name``).
+    # tolerant built-in reading applies (see ``customer360.defs.deliveries.hour_from_name``).
     hour_pattern: str | None = None
     baseline_days: int = 14  # the trailing window a day's volume is compared with ...
     same_weekday: bool = True  # ... on the same weekday only (with 14 days: the two previous ones)

@@ -32,10 +32,10 @@ from typing import Protocol
 import dagster as dg
 from dagster_slack import SlackResource
 
-from customer360.assets.gate import REJECTED_FILES_METADATA, rejected_key_of
-from customer360.assets.unroutable import UNROUTABLE_KEY
 from customer360.contracts import DATASETS
-from customer360.lake.resource import LakeResource
+from customer360.defs.assets.gate import REJECTED_FILES_METADATA, rejected_key_of
+from customer360.defs.assets.unroutable import UNROUTABLE_KEY
+from customer360.defs.resources.lake import LakeResource
 from customer360.lake.store import LakeStore, ObjectExistsError
 
 ALERT_SENSOR_NAME = "rejection_alerts"
@@ -87,7 +87,7 @@ class Rejection:
 
 
 class Alert(Protocol):
-    """What a destination sends: a rejected file, or a day's deliveries (``customer360.sensors.deliveries``)."""
+    """What a destination sends: a rejected file, or a day's deliveries (``customer360.defs.sensors.deliveries``)."""
 
     @property
     def text(self) -> str: ...

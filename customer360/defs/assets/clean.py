@@ -1,8 +1,8 @@
-"""clean/<dataset>: see ``customer360.zones.clean`` for what the step does.
+"""clean/<dataset>: see ``customer360.steps.clean`` for what the step does.
 
 The step validates what it wrote and reports the contract's asset checks (``customer360.checks``) per
 day; a failed blocking check fails the step, so staging never builds from that day. A run may cover a
-range of days (``customer360.assets.days``): each day is cleaned, checked and recorded on its own.
+range of days (``customer360.defs.assets.days``): each day is cleaned, checked and recorded on its own.
 """
 
 import logging
@@ -13,17 +13,17 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
-from customer360.assets.metadata import column_descriptions, column_schema, peak_memory_mb, preview
-from customer360.checks import CheckDef, check_results, check_specs, clean_check_defs, run_clean_checks
 from customer360.contracts import Dataset
+from customer360.defs.assets.days import DayEvent, DayRecord, days_of, record_days
+from customer360.defs.assets.metadata import column_descriptions, column_schema, peak_memory_mb, preview
+from customer360.defs.checks import CheckDef, check_results, check_specs, clean_check_defs, run_clean_checks
+from customer360.defs.partitions import daily_partitions
+from customer360.defs.resources.lake import LakeResource
 from customer360.lake import layout
-from customer360.lake.resource import LakeResource
 from customer360.lake.store import LakeStore
 from customer360.lake.transfer import fetch_many, scratch_dir
-from customer360.partitions import daily_partitions
 from customer360.processing.standardize import clean_schema
-from customer360.zones.clean import clean_partition
+from customer360.steps.clean import clean_partition
 
 
 def clean_key_of(dataset: Dataset) -> dg.AssetKey:

@@ -1,7 +1,7 @@
 """warehouse/<table>: staging loaded into the warehouse (DuckDB by default, Snowflake by switch).
 
 Only staging is ever read, and only a staging day whose build completed: the load takes exactly the
-files the day's staging manifest lists (``customer360.zones.staging``), and refuses a day without one
+files the day's staging manifest lists (``customer360.steps.staging``), and refuses a day without one
 (staging failed, or never ran for it) instead of reading an empty prefix as "the day has no rows" and
 deleting the warehouse's rows (a mistyped lake location used to empty the warehouse that way). A
 manifest that lists no files is a day staging built empty: then the day's rows are deleted. A run over
@@ -19,18 +19,18 @@ from datetime import date
 import dagster as dg
 import pyarrow.parquet as pq
 
-from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
-from customer360.assets.metadata import column_descriptions, column_schema, rows_preview
-from customer360.assets.staging import staging_key_of, wait_for_running_builds
 from customer360.contracts import Dataset
+from customer360.defs.assets.days import DayEvent, DayRecord, days_of, record_days
+from customer360.defs.assets.metadata import column_descriptions, column_schema, rows_preview
+from customer360.defs.assets.staging import staging_key_of, wait_for_running_builds
+from customer360.defs.partitions import daily_partitions
+from customer360.defs.resources.lake import LakeResource
+from customer360.defs.resources.warehouse import WarehouseResource
 from customer360.lake import layout
-from customer360.lake.resource import LakeResource
 from customer360.lake.store import LakeStore
 from customer360.lake.transfer import fetch_many, scratch_dir
-from customer360.partitions import daily_partitions
+from customer360.steps.staging import StagingManifest, read_staging_manifest
 from customer360.warehouse.base import PARTITION_COLUMN, Warehouse, sample_rows
-from customer360.warehouse.resource import WarehouseResource
-from customer360.zones.staging import StagingManifest, read_staging_manifest
 
 WAREHOUSE_POOL = "warehouse"
 PREVIEW_COLUMNS = 14

@@ -7,7 +7,7 @@ Reads the day's customers table and 30 days of activity (the trailing usage wind
 depends on the same day of both: a window dependency made the UI's backfill dialog add the 29 following
 mart days to every backfill, days without data among them. A late activity file still re-runs every
 existing mart day whose window holds it: the automation's ``NewerInWindow`` trigger
-(``customer360.automation``). Personal data is hashed in the mart (see ``customer360.warehouse.mart``).
+(``customer360.defs.automation``). Personal data is hashed in the mart (see ``customer360.steps.mart``).
 
 A mart day is built only over a complete customers snapshot: the day's staging build completed (its
 manifest exists) and the warehouse holds exactly its rows; otherwise the step fails naming what to load,
@@ -20,16 +20,16 @@ from datetime import date
 
 import dagster as dg
 
-from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
-from customer360.assets.metadata import column_schema, rows_preview
-from customer360.assets.staging import wait_for_running_builds
-from customer360.assets.warehouse import WAREHOUSE_POOL, warehouse_key_of
 from customer360.contracts import ACTIVITY_LOGS, CUSTOMERS
-from customer360.lake.resource import LakeResource
+from customer360.defs.assets.days import DayEvent, DayRecord, days_of, record_days
+from customer360.defs.assets.metadata import column_schema, rows_preview
+from customer360.defs.assets.staging import wait_for_running_builds
+from customer360.defs.assets.warehouse import WAREHOUSE_POOL, warehouse_key_of
+from customer360.defs.partitions import daily_partitions
+from customer360.defs.resources.lake import LakeResource
+from customer360.defs.resources.warehouse import WarehouseResource
 from customer360.lake.store import LakeStore
-from customer360.partitions import daily_partitions
-from customer360.warehouse.base import Warehouse, sample_rows
-from customer360.warehouse.mart import (
+from customer360.steps.mart import (
     MART_DESCRIPTIONS,
     MART_SCHEMA,
     MART_TABLE,
@@ -38,8 +38,8 @@ from customer360.warehouse.mart import (
     mart_checks,
     snapshot_customers,
 )
-from customer360.warehouse.resource import WarehouseResource
-from customer360.zones.staging import read_staging_manifest, staging_schema
+from customer360.steps.staging import read_staging_manifest, staging_schema
+from customer360.warehouse.base import Warehouse, sample_rows
 
 MART_KEY = dg.AssetKey(["mart", MART_TABLE])
 PREVIEW_COLUMNS = [f.name for f in MART_SCHEMA][:14]

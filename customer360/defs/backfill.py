@@ -3,9 +3,9 @@
 ``customer360 backfill --start 2024-01-01 --end 2024-12-31`` records an *asset* backfill in the instance
 (``DAGSTER_HOME``); the daemon's backfill loop then runs it exactly like one launched from the UI's
 backfill dialog: one run per range of days and group of assets that can run together (every daily
-asset's policy is ``BackfillPolicy.single_run()``, see ``customer360.automation``), each after the
+asset's policy is ``BackfillPolicy.single_run()``, see ``customer360.defs.automation``), each after the
 assets it depends on, each step walking its days in order and recording every day's materialization
-and check results (``customer360.assets.days``).
+and check results (``customer360.defs.assets.days``).
 
 Why not the alternatives Dagster 1.13 offers:
 
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from customer360.partitions import daily_partitions
+from customer360.defs.partitions import daily_partitions
 
 if TYPE_CHECKING:  # what Definitions.resolve_asset_graph() returns; not exported at dagster's top level
     from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
@@ -187,7 +187,7 @@ def replay_days(
     caller that stops at a failed day (the CLI and the demo do: every later snapshot builds on it) runs
     nothing after it.
     """
-    from customer360.definitions import PIPELINE_JOB_NAME
+    from customer360.defs.definitions import PIPELINE_JOB_NAME
 
     job = defs.resolve_job_def(PIPELINE_JOB_NAME)
     day = start

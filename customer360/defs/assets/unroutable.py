@@ -9,16 +9,16 @@ moves nothing).
 
 import dagster as dg
 
-from customer360.assets.gate import (
+from customer360.defs.assets.gate import (
     REJECTED_FILES_METADATA,
     REJECTION_CHECK,
     REJECTIONS_METADATA,
     rejection_check_result,
 )
-from customer360.assets.metadata import key_list
-from customer360.assets.rejections import read_report, rejections_markdown
-from customer360.ingest.unroutable import reject_unroutable
-from customer360.lake.resource import LakeResource
+from customer360.defs.assets.metadata import key_list
+from customer360.defs.assets.rejections import read_report, rejections_markdown
+from customer360.defs.resources.lake import LakeResource
+from customer360.steps.unroutable import reject_unroutable
 
 UNROUTABLE_KEY = dg.AssetKey(["rejected", "unroutable"])
 

@@ -40,7 +40,7 @@ the work is the lake itself:
   what. Measured on the daemon test: a backfill of clean/* for two days followed by three redundant runs
   (staging, warehouse and mart of the first day again, then the mart of the second); now none.
 
-The staging step enforces the snapshot rule on the lake itself (``customer360.zones.staging.snapshot_basis``),
+The staging step enforces the snapshot rule on the lake itself (``customer360.steps.staging.snapshot_basis``),
 whatever launched it: a snapshot over a day that has files but no completed snapshot (a gate, clean or
 staging that failed, or files still in raw/) fails naming that day, instead of shrinking.
 
@@ -57,7 +57,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from customer360.contracts import ACTIVITY_LOGS, DATASETS
-from customer360.warehouse.mart import WINDOW_DAYS
+from customer360.steps.mart import WINDOW_DAYS
 
 AUTOMATION_SENSOR_NAME = "customer360_automation"
 AUTOMATED_GROUPS = ("clean", "staging", "warehouse", "mart")
@@ -271,7 +271,7 @@ def with_automation(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefiniti
 
 # One run per *range* of days for every daily asset, wherever a range is requested (a backfill from the UI or
 # the CLI, an automation tick that wants several days): the step walks the days in order and records each
-# day's materialization and check results on its own (customer360.assets.days), so nothing is lost by
+# day's materialization and check results on its own (customer360.defs.assets.days), so nothing is lost by
 # ranging, and a week costs a few runs instead of one per asset and day. One policy for all also keeps
 # Dagster from warning that a job "materializes assets with varying BackfillPolicies".
 DAILY_BACKFILL_POLICY = dg.BackfillPolicy.single_run()

@@ -21,7 +21,7 @@ is then judged by its file count, and the hours not seen are listed as "not iden
 
 The check ``expected_deliveries`` (severity WARN) is attached to ``archive/<dataset>`` for datasets that
 declare an expectation (plans delivers only on change: none). It runs inside every gate run (the day just
-moved), and the ``delivery_expectations`` sensor (``customer360.sensors.deliveries``) records it again when
+moved), and the ``delivery_expectations`` sensor (``customer360.defs.sensors.deliveries``) records it again when
 a day falls due with nothing more arriving, which is how a day with no file at all goes late.
 
 Without ``from __future__ import annotations``: Dagster rejects a string annotation on ``context``.
@@ -45,14 +45,14 @@ from pathlib import PurePosixPath
 
 import dagster as dg
 
-from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
-from customer360.assets.gate import archive_key_of
 from customer360.contracts import Dataset, ExpectedDelivery
+from customer360.defs.assets.days import DayEvent, DayRecord, days_of, record_days
+from customer360.defs.assets.gate import archive_key_of
+from customer360.defs.partitions import daily_partitions, start_date
+from customer360.defs.resources.lake import LakeResource
 from customer360.lake import layout
 from customer360.lake.ledger import Ledger, current_archive_versions, outstanding_rejections
-from customer360.lake.resource import LakeResource
 from customer360.lake.store import LakeStore
-from customer360.partitions import daily_partitions, start_date
 
 DELIVERY_CHECK = "expected_deliveries"
 COMPLETE, PENDING, LATE, SUSPICIOUS = "complete", "pending", "late", "suspicious"

@@ -1,4 +1,4 @@
-"""staging/<dataset>: see ``customer360.zones.staging`` for what the step does.
+"""staging/<dataset>: see ``customer360.steps.staging`` for what the step does.
 
 Dependencies mirror what the step reads, so Dagster's lineage, staleness and automation are right:
 the same day's clean partition, the same day's snapshots it joins, and for snapshots the previous day
@@ -7,8 +7,8 @@ of itself (a late customers file for an earlier day makes every later snapshot s
 The step validates the staging partition it wrote and reports the contract's asset checks per partition
 (``customer360.checks``); a failed blocking check (schema, uniqueness, ...) fails the step so the
 warehouse never loads it. Only when every blocking check of a day passed does the step write that day's
-manifest (``customer360.zones.staging.commit_staging``), which the next snapshot and the warehouse load
-require. A run may cover a range of days (``customer360.assets.days``): they are built oldest first, so
+manifest (``customer360.steps.staging.commit_staging``), which the next snapshot and the warehouse load
+require. A run may cover a range of days (``customer360.defs.assets.days``): they are built oldest first, so
 each snapshot finds the previous day's; a snapshot that refuses its predecessor
 (``SnapshotPredecessorError``) ends the range there, the days before it recorded.
 
@@ -20,7 +20,7 @@ every requested snapshot day: a day with no data got a snapshot. A subsettable a
 nothing is added. Its checks still run in the step that builds the day, always: when the automation puts
 a subsettable asset in one run with non-subsettable ones, Dagster 1.13 selects only the latter's checks
 (``build_run_requests``: the run's requested check keys are their execution sets'), so the step records
-its checks whether selected or not (``customer360.assets.days.record_days``). A run of the checks alone
+its checks whether selected or not (``customer360.defs.assets.days.record_days``). A run of the checks alone
 ("Execute checks" in the UI) re-evaluates them from what the lake holds.
 """
 
@@ -30,14 +30,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
-from customer360.assets.metadata import column_descriptions, column_schema, peak_memory_mb
-from customer360.checks import check_results, check_specs, run_staging_checks, staging_check_defs
 from customer360.contracts import DATASETS, Dataset
-from customer360.lake.resource import LakeResource
+from customer360.defs.assets.days import DayEvent, DayRecord, days_of, record_days
+from customer360.defs.assets.metadata import column_descriptions, column_schema, peak_memory_mb
+from customer360.defs.checks import check_results, check_specs, run_staging_checks, staging_check_defs
+from customer360.defs.partitions import daily_partitions
+from customer360.defs.resources.lake import LakeResource
 from customer360.lake.store import LakeStore
-from customer360.partitions import daily_partitions
-from customer360.zones.staging import (
+from customer360.steps.staging import (
     SnapshotPredecessorError,
     StagingResult,
     abandon_staging,

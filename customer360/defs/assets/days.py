@@ -1,6 +1,6 @@
 """One step, one or many days: what every daily asset records per day, whoever launched its run.
 
-Why this module exists. Every daily asset has ``BackfillPolicy.single_run()`` (``customer360.automation``),
+Why this module exists. Every daily asset has ``BackfillPolicy.single_run()`` (``customer360.defs.automation``),
 so a backfill from the UI or ``customer360 backfill``, or an automation request for several days, is one
 run over a *range* of days, and the step walks the days in order (a snapshot after the previous day's).
 A run for one day may also carry the range tags instead of ``dagster/partition`` (the backfill daemon and
@@ -52,7 +52,7 @@ def record_days(context: StepContext, asset_key: dg.AssetKey, records: Sequence[
 
     Every check result in ``records`` is recorded, selected for the run or not: the checks belong to the
     step that wrote the day. (A run the automation launches for a subsettable asset together with other
-    assets selects only the other assets' checks in Dagster 1.13, see ``customer360.assets.staging``.) A
+    assets selects only the other assets' checks in Dagster 1.13, see ``customer360.defs.assets.staging``.) A
     run of the checks alone (the asset not selected) materializes nothing, and each day's results are about
     that day's latest materialization; so are a check op's (``@asset_check``) over the days of its run.
     """

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
-from customer360.assets.metadata import key_list
 from customer360.contracts import Dataset
+from customer360.defs.assets.days import DayEvent, DayRecord, days_of, record_days
+from customer360.defs.assets.metadata import key_list
+from customer360.defs.partitions import daily_partitions
+from customer360.defs.resources.lake import LakeResource
 from customer360.lake import layout
-from customer360.lake.resource import LakeResource
-from customer360.partitions import daily_partitions
 
 
 def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:

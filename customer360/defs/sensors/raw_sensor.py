@@ -16,7 +16,7 @@ sensor instead:
 * caps the runs per tick (oldest day first); what is left is not marked as seen and waits for the next.
 
 With S3 event notifications on (``CUSTOMER360_RAW_DISCOVERY=notifications``), each tick also reads the
-SQS queue the bucket notifies (``customer360.sensors.notifications``): every message names a
+SQS queue the bucket notifies (``customer360.defs.sensors.notifications``): every message names a
 ``raw/<dataset>/<day>/`` folder that the tick lists and plans like any other, so a file of any date is
 requested on the next tick with the listing's own run key, and the listing (window every
 ``listing_minutes``, full scan every ``reconcile_minutes``, both longer in that mode) is the safety net.
@@ -46,14 +46,14 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
-from customer360.assets.rejections import code
 from customer360.contracts import DATASETS
-from customer360.ingest.gate import route
+from customer360.defs.assets.rejections import code
+from customer360.defs.partitions import start_date
+from customer360.defs.resources.lake import LakeResource
+from customer360.defs.sensors.notifications import Hints, QueueSettings, RawQueue, hints_of, require_s3
 from customer360.lake import layout
-from customer360.lake.resource import LakeResource
 from customer360.lake.store import LakeStore, ObjectInfo
-from customer360.partitions import start_date
-from customer360.sensors.notifications import Hints, QueueSettings, RawQueue, hints_of, require_s3
+from customer360.steps.gate import route
 
 if TYPE_CHECKING:  # what define_asset_job returns; not exported at dagster's top level
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
@@ -450,7 +450,7 @@ def plan_queue_tick(
 ) -> TickPlan:
     """A tick with notifications on: acknowledge what is recorded, read the queue, plan, settle each message.
 
-    See ``customer360.sensors.notifications`` for why a message is deleted only on the tick after the one
+    See ``customer360.defs.sensors.notifications`` for why a message is deleted only on the tick after the one
     that requested its run.
     """
     s3 = require_s3(store)

@@ -3,7 +3,7 @@ run, and alerts once per (dataset, day, state) through the rejection alerts' cha
 
 Who evaluates the check, and when:
 
-* every gate run evaluates its day (``customer360.checks.deliveries``, attached to ``archive/<dataset>``),
+* every gate run evaluates its day (``customer360.defs.deliveries``, attached to ``archive/<dataset>``),
   so a late file that completes a day turns its check green in the very run that archived it;
 * this sensor (every 5 minutes) evaluates a day when a gate run touched it since its last tick (read from
   the ``archive/<dataset>`` materializations after a storage-id cursor, like the rejection alerts), and when
@@ -36,13 +36,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from customer360.assets.gate import archive_key_of
-from customer360.checks.deliveries import COMPLETE, LATE, PENDING, SUSPICIOUS, DayDelivery, evaluate
 from customer360.contracts import DATASETS, Dataset
-from customer360.lake.resource import LakeResource
+from customer360.defs.assets.gate import archive_key_of
+from customer360.defs.deliveries import COMPLETE, LATE, PENDING, SUSPICIOUS, DayDelivery, evaluate
+from customer360.defs.partitions import start_date
+from customer360.defs.resources.lake import LakeResource
+from customer360.defs.sensors.alerts import destination_from_env
 from customer360.lake.store import LakeStore, ObjectExistsError
-from customer360.partitions import start_date
-from customer360.sensors.alerts import destination_from_env
 
 DELIVERY_SENSOR_NAME = "delivery_expectations"
 MARKER_PREFIX = "alerts/deliveries/"

@@ -1,14 +1,14 @@
 """archive/<dataset> and rejected/<dataset>: one gate step per dataset produces both.
 
 A ``multi_asset`` because one decision (accept or refuse each raw file) writes both zones; either can
-be empty for a day. See ``customer360.ingest.gate`` for the move protocol.
+be empty for a day. See ``customer360.steps.gate`` for the move protocol.
 
 A rejection must be loud: ``rejected/<dataset>`` carries the asset check ``no_rejected_files`` (severity
 WARN, recorded per partition), failing while the day has rejected files that no later arrival made
 good. The check result and the day's materialization both carry ``why_rejected``: each such file's report
-as Markdown (what failed and why, what to do, sample lines, schema diff; ``customer360.assets.rejections``),
+as Markdown (what failed and why, what to do, sample lines, schema diff; ``customer360.defs.assets.rejections``),
 so the UI shows why without opening the lake. The materialization lists the run's rejected files as
-``rejected_files`` for the alert sensor (``customer360.sensors.alerts``).
+``rejected_files`` for the alert sensor (``customer360.defs.sensors.alerts``).
 """
 
 import logging
@@ -17,15 +17,15 @@ from datetime import date
 
 import dagster as dg
 
-from customer360.assets.days import DayEvent, DayRecord, days_of, record_days
-from customer360.assets.metadata import key_list
-from customer360.assets.rejections import read_report, rejections_markdown
 from customer360.contracts import Dataset
-from customer360.ingest.gate import run_gate
+from customer360.defs.assets.days import DayEvent, DayRecord, days_of, record_days
+from customer360.defs.assets.metadata import key_list
+from customer360.defs.assets.rejections import read_report, rejections_markdown
+from customer360.defs.partitions import daily_partitions
+from customer360.defs.resources.lake import LakeResource
 from customer360.lake.ledger import ARCHIVED, DUPLICATE, REJECTED, VANISHED, outstanding_rejections
-from customer360.lake.resource import LakeResource
 from customer360.lake.store import LakeStore
-from customer360.partitions import daily_partitions
+from customer360.steps.gate import run_gate
 
 
 def archive_key_of(dataset: Dataset) -> dg.AssetKey:

@@ -4,7 +4,7 @@ Why: listing finds a file keyed to an old date only at the next full scan of raw
 ~17 s at 50,000 objects). With the bucket sending ``s3:ObjectCreated:*`` for ``raw/`` to an SQS queue, the
 raw sensor reads the queue on every tick (long poll, batches of 10, at most ``max_messages`` a tick) and
 picks any file up on the next tick, whatever its date. Listing stays as the safety net for lost or
-never-configured notifications (``customer360.sensors.raw_sensor``), on a longer interval.
+never-configured notifications (``customer360.defs.sensors.raw_sensor``), on a longer interval.
 
 A message is a *hint*, not a run: it names ``raw/<dataset>/<day>/``, which the tick then lists (one LIST
 of one small prefix) and plans exactly as a listing tick would. So the run requests, their run keys and
@@ -51,9 +51,9 @@ from urllib.parse import unquote_plus
 
 import boto3
 
-from customer360.ingest.gate import route
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import LakeStore, ObjectInfo
+from customer360.steps.gate import route
 
 DISCOVERY_ENV = "CUSTOMER360_RAW_DISCOVERY"
 QUEUE_URL_ENV = "CUSTOMER360_RAW_QUEUE_URL"

@@ -15,7 +15,7 @@ Severity is the contract's judgement of who must act:
   has not sent yet is a late-arriving dimension, not a broken event; the row is kept and loaded).
 
 Every check spec is partitioned like its asset, so results are recorded per partition: the steps yield
-each day's results as evaluations of that day (``customer360.assets.days``), in single-day runs and in
+each day's results as evaluations of that day (``customer360.defs.assets.days``), in single-day runs and in
 runs over a range of days alike.
 """
 
@@ -30,16 +30,7 @@ from pathlib import Path, PurePosixPath
 import dagster as dg
 import pyarrow.parquet as pq
 
-from customer360.checks.validate import (
-    Failures,
-    PartitionValidation,
-    duplicate_keys,
-    missing_references,
-    parquet_rows,
-    validate_files,
-)
-from customer360.contracts import DATASETS, Dataset
-from customer360.contracts.pandera_models import (
+from customer360.checks.models import (
     ALLOWED,
     RANGES,
     RECORD_DATE,
@@ -50,13 +41,22 @@ from customer360.contracts.pandera_models import (
     clean_model,
     staging_model,
 )
+from customer360.checks.validate import (
+    Failures,
+    PartitionValidation,
+    duplicate_keys,
+    missing_references,
+    parquet_rows,
+    validate_files,
+)
+from customer360.contracts import DATASETS, Dataset
+from customer360.defs.partitions import daily_partitions
 from customer360.lake import layout
 from customer360.lake.ledger import Ledger, current_archive_versions
 from customer360.lake.store import LakeStore
 from customer360.lake.transfer import fetch_many, parquet_keys, scratch_dir
-from customer360.partitions import daily_partitions
 
-# The footer key clean writes the arrival's ledger entry under (customer360.zones.clean.LEDGER_ENTRY_KEY);
+# The footer key clean writes the arrival's ledger entry under (customer360.steps.clean.LEDGER_ENTRY_KEY);
 # spelled here so the checks read the lake without importing the step they check.
 LEDGER_ENTRY_KEY = b"customer360.ledger_entry"
 

@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import dagster as dg
 
-from customer360.assets.clean import build_clean_asset
-from customer360.assets.gate import build_gate_asset
-from customer360.assets.mart import customer_360
-from customer360.assets.presentation import with_presentation
-from customer360.assets.raw import build_raw_asset
-from customer360.assets.staging import build_staging_asset
-from customer360.assets.unroutable import UNROUTABLE_KEY, unroutable_raw_files
-from customer360.assets.warehouse import build_warehouse_asset
-from customer360.automation import build_automation_sensor, with_automation, with_backfill_policy
-from customer360.checks.deliveries import delivery_checks
 from customer360.contracts import DATASETS
-from customer360.lake.resource import LakeResource, lake_resource_from_env
-from customer360.sensors.alerts import build_alert_sensor
-from customer360.sensors.deliveries import build_delivery_sensor
-from customer360.sensors.notifications import QueueSettings
-from customer360.sensors.raw_sensor import build_gate_job, build_raw_sensor
-from customer360.warehouse.resource import WarehouseResource, warehouse_resource_from_env
+from customer360.defs.assets.clean import build_clean_asset
+from customer360.defs.assets.gate import build_gate_asset
+from customer360.defs.assets.mart import customer_360
+from customer360.defs.assets.presentation import with_presentation
+from customer360.defs.assets.raw import build_raw_asset
+from customer360.defs.assets.staging import build_staging_asset
+from customer360.defs.assets.unroutable import UNROUTABLE_KEY, unroutable_raw_files
+from customer360.defs.assets.warehouse import build_warehouse_asset
+from customer360.defs.automation import build_automation_sensor, with_automation, with_backfill_policy
+from customer360.defs.deliveries import delivery_checks
+from customer360.defs.resources.lake import LakeResource, lake_resource_from_env
+from customer360.defs.resources.warehouse import WarehouseResource, warehouse_resource_from_env
+from customer360.defs.sensors.alerts import build_alert_sensor
+from customer360.defs.sensors.deliveries import build_delivery_sensor
+from customer360.defs.sensors.notifications import QueueSettings
+from customer360.defs.sensors.raw_sensor import build_gate_job, build_raw_sensor
 
 ZONE_FACTORIES = (build_raw_asset, build_gate_asset, build_clean_asset, build_staging_asset, build_warehouse_asset)
 
@@ -39,9 +39,9 @@ def build_assets(
     lake = lake or lake_resource_from_env()
     warehouse = warehouse or warehouse_resource_from_env()
     zone_assets = [factory(dataset) for dataset in DATASETS.values() for factory in ZONE_FACTORIES]
-    # Clean, staging, warehouse and mart follow their inputs (customer360.automation); raw/gate are sensor-driven.
-    # Every daily asset: one run per range of days (customer360.automation.DAILY_BACKFILL_POLICY).
-    # Kinds for the backends in use, the zone, owners and tags (customer360.assets.presentation).
+    # Clean, staging, warehouse and mart follow their inputs (customer360.defs.automation); raw/gate are sensor-driven.
+    # Every daily asset: one run per range of days (customer360.defs.automation.DAILY_BACKFILL_POLICY).
+    # Kinds for the backends in use, the zone, owners and tags (customer360.defs.assets.presentation).
     assets = with_automation([*zone_assets, customer_360, unroutable_raw_files])
     assets = with_presentation(assets, lake_location=lake.location, warehouse_backend=warehouse.backend)
     return with_backfill_policy(assets)

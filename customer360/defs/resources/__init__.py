@@ -1,0 +1,1 @@
+"""Dagster resources: where the lake and the warehouse live, chosen by the environment."""

@@ -1,1 +1,0 @@
-"""Ingestion: the gate between untrusted raw/ and trusted archive/."""
