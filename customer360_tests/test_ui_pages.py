@@ -136,7 +136,13 @@ def test_loading_the_code_location_prints_no_known_beta_or_preview_warning() -> 
     """Every process that loads the code location (code servers, each run) printed these again."""
     env = {name: value for name, value in os.environ.items() if name != "PYTHONWARNINGS"}
     loaded = subprocess.run(
-        [sys.executable, "-W", "default", "-c", "from customer360.defs.definitions import defs; defs.get_repository_def()"],
+        [
+            sys.executable,
+            "-W",
+            "default",
+            "-c",
+            "from customer360.defs.definitions import defs; defs.get_repository_def()",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
