@@ -3,7 +3,8 @@
 
 Why a Python script and not only a Makefile: the quick start promises two commands on a fresh
 machine that has Python 3.11 and nothing else. `python3 dev.py demo` and `python3 dev.py test`
-create `.venv`, install the project from pyproject.toml (again only when it changed), and run.
+create `.venv`, install the project from pyproject.toml and the development tools from tools/pyproject.toml
+(the demo data generator, kept out of the runtime package; again only when either changed), and run.
 `test` also installs, with apt, the few Debian packages the suite runs for real (PostgreSQL, and Chromium
 for the browser test) when missing.
 
@@ -27,11 +28,14 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".installed-from"
+# Installed editable into .venv beside the runtime package: the demo, the tests and the benchmarks need them,
+# the production image (deploy/image/Dockerfile, which builds customer360 alone) does not.
+TOOLS = ROOT / "tools"
 
 TASKS: dict[str, list[str]] = {
     "demo": ["customer360", "demo"],
     "test": ["pytest", "-n", "2", "--durations=15"],
-    "lint": ["ruff", "check", "customer360", "customer360_tests", "benchmarks", "dev.py"],
+    "lint": ["ruff", "check", "customer360", "customer360_tests", "benchmarks", "tools", "dev.py"],
     "dev": ["dagster", "dev", "-w", "workspace.yaml"],
     "bench": ["python", "benchmarks/run.py"],
 }
@@ -103,7 +107,10 @@ def run_task(command: list[str], env: dict[str, str]) -> int:
 
 
 def _requirements_fingerprint() -> str:
-    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for manifest in (ROOT / "pyproject.toml", TOOLS / "pyproject.toml"):
+        digest.update(manifest.read_bytes())
+    return digest.hexdigest()
 
 
 def ensure_venv() -> None:
@@ -115,10 +122,10 @@ def ensure_venv() -> None:
     fingerprint = _requirements_fingerprint()
     if STAMP.exists() and STAMP.read_text() == fingerprint:
         return
-    print("installing customer360 and its dependencies into .venv", flush=True)
+    print("installing customer360, its dependencies and the development tools into .venv", flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[dev]", "-e", str(TOOLS)], check=True)
     STAMP.write_text(fingerprint)
 
 

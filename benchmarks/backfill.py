@@ -33,7 +33,7 @@ def main() -> int:
     from customer360.defs.definitions import PIPELINE_JOB_NAME, build_definitions
     from customer360.defs.resources.lake import LakeResource
     from customer360.defs.resources.warehouse import WarehouseResource
-    from customer360.generator import generate_demo_data
+    from customer360_generator import generate_demo_data
 
     with tempfile.TemporaryDirectory(prefix="c360-backfill-") as folder:
         lake = LakeResource(location=str(Path(folder) / "lake"))

@@ -1,6 +1,6 @@
 """An activity day written by another hand: the benchmark's proof that speed does not rest on our generator.
 
-Nothing here calls ``customer360.generator``: this is a plain Python writer, the way another team's
+Nothing here calls ``customer360_generator``: this is a plain Python writer, the way another team's
 exporter would produce a file that follows ``../shared/contracts/raw-landing.md`` and nothing more.
 It differs from the project's generator on purpose, in every way the contract allows:
 

@@ -12,7 +12,7 @@ time and peak RSS (the child's VmHWM) are the whole process's, interpreter and l
 
 Cells: formats ``.csv``, ``.csv.gz``, ``.jsonl``, ``.jsonl.gz`` x fault mixes (a) none, (b) realistic:
 1% duplicates and 0.2% bad rows spread uniformly, every way of breaking the contract in equal parts
-(``customer360.generator.ROW_FAULTS``), (c) hostile: 40% bad rows, so the gate rejects the file.
+(``customer360_generator.ROW_FAULTS``), (c) hostile: 40% bad rows, so the gate rejects the file.
 Every file of a mix holds the same events; ``customer360 generate --activity-day-rows ...`` (printed
 with the matrix) writes the same bytes. ``--foreign`` adds cells on a file written by
 ``benchmarks/foreign_feed.py`` (not our generator): issue 11's 1% duplicates and 0.2% bad rows of four kinds.
@@ -281,7 +281,7 @@ def run_child(task: str, *args: str) -> Run:
 
 
 def customer_ids() -> list[str]:
-    from customer360.generator.demo_data import demo_customer_book
+    from customer360_generator.demo_data import demo_customer_book
 
     return [str(i) for i in demo_customer_book(SEED, CUSTOMERS).ids]
 
@@ -295,9 +295,9 @@ def customers_snapshot(lake_root: Path) -> None:
     import numpy as np
 
     from customer360.defs.resources.lake import init_lake
-    from customer360.generator import generate_demo_data
-    from customer360.generator.customers import customers_csv
-    from customer360.generator.demo_data import demo_customer_book
+    from customer360_generator import generate_demo_data
+    from customer360_generator.customers import customers_csv
+    from customer360_generator.demo_data import demo_customer_book
 
     store = init_lake(str(lake_root))
 
@@ -347,8 +347,8 @@ def mix_files(rows: int, mix: Mix, formats: list[str], ids: list[str]) -> dict[s
     """The day of ``mix`` in every format (one generator pass writes them all); cached in benchmarks/.data."""
     import numpy as np
 
-    from customer360.generator import ROW_FAULTS
-    from customer360.generator.activity import write_activity_files
+    from customer360_generator import ROW_FAULTS
+    from customer360_generator.activity import write_activity_files
 
     paths = {f: DATA / f"usage-{rows}-{mix.key}.{f}" for f in formats}
     sidecar = DATA / f"usage-{rows}-{mix.key}.report.json"
@@ -552,7 +552,7 @@ def print_matrix(cells: list[Cell], rows: int) -> list[str]:
             versus = _ratio(cell.gate_clean, clean_cell.gate_clean) if clean_cell else None
             if versus is not None and versus > 2.0:
                 failed.append(f"{name}: hostile file decided in {versus:.2f}x the clean file's time (target 2x)")
-    print("\nfault mixes (customer360.generator, every kind of ROW_FAULTS in equal parts; the same bytes as):")
+    print("\nfault mixes (customer360_generator, every kind of ROW_FAULTS in equal parts; the same bytes as):")
     for mix in sorted({c.mix for c in cells if c.mix.key != "f"}, key=lambda m: m.key):
         print(f"  ({mix.key}) {mix.name:<10} {generator_command(rows, mix, '<format>')}")
     if any(c.mix.key == "f" for c in cells):

@@ -49,7 +49,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from customer360.generator import generate_demo_data
+    from customer360_generator import generate_demo_data
 
     store = _open_lake()
     args.start = _start(args)
@@ -78,8 +78,8 @@ def _generate_activity_day(args: argparse.Namespace, store: LakeStore) -> int:
     import tempfile
     from pathlib import Path
 
-    from customer360.generator import BAD_ROW_KINDS, ROW_FAULTS, write_activity_file
-    from customer360.generator.demo_data import demo_customer_book
+    from customer360_generator import BAD_ROW_KINDS, ROW_FAULTS, write_activity_file
+    from customer360_generator.demo_data import demo_customer_book
 
     kinds = {"all": tuple(sorted(ROW_FAULTS)), "demo": BAD_ROW_KINDS}.get(args.faults) or tuple(args.faults.split(","))
     unknown = sorted(set(kinds) - set(ROW_FAULTS))

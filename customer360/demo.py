@@ -1,9 +1,9 @@
 """The main job end to end on the embedded default: a week of realistic raw files through every zone.
 
-What ``python3 dev.py demo`` runs. It writes the generator's files into raw/, materializes every
-partition of every asset through Dagster (the same job a backfill runs, one run per day, recorded in
-the instance so ``dagster dev`` shows them), then prints what each zone holds per dataset and day,
-counted from the lake, the ledger and the warehouse themselves rather than from the runs' own claims.
+What ``python3 dev.py demo`` runs. It writes the generator's files (``customer360_generator``, from tools/)
+into raw/, materializes every partition of every asset through Dagster (the same job a backfill runs, one run
+per day, recorded in the instance so ``dagster dev`` shows them), then prints what each zone holds per dataset
+and day, counted from the lake, the ledger and the warehouse themselves rather than from the runs' own claims.
 
 The demo's days end yesterday (UTC) unless told otherwise (``default_start``): the UI opens on recent days
 (the partitions tab, the launch dialog's "last 90 days") and the raw sensor lists the last week, so a
@@ -26,7 +26,6 @@ from customer360.defs.backfill import QUIET_CONSOLE, replay_days, stopped_messag
 from customer360.defs.definitions import UNROUTABLE_JOB_NAME, build_definitions
 from customer360.defs.resources.lake import LakeResource, lake_resource_from_env
 from customer360.defs.resources.warehouse import WarehouseResource, warehouse_resource_from_env
-from customer360.generator import generate_demo_data
 from customer360.lake import layout
 from customer360.lake.ledger import ARCHIVED, DUPLICATE, REJECTED, Ledger
 from customer360.lake.store import LakeStore
@@ -67,6 +66,10 @@ def reset_embedded(lake: LakeResource, warehouse: WarehouseResource) -> None:
 
 
 def run_demo(*, start: date, days: int, seed: int, keep: bool, customers: int, events_per_day: int) -> int:
+    # The generator is a development tool (tools/, installed by dev.py), not a dependency of the runtime package:
+    # imported here, before anything is reset, so without it the demo stops with what to install (errors.py).
+    from customer360_generator import generate_demo_data
+
     started = time.perf_counter()
     lake, warehouse = lake_resource_from_env(must_exist=False), warehouse_resource_from_env()
     if not keep:

@@ -30,6 +30,13 @@ _ACCESS_CODES = frozenset(
     }
 )
 _NO_BUCKET_CODES = frozenset({"NoSuchBucket"})
+# The demo data generator: a development tool (tools/), not installed with the runtime package.
+GENERATOR_MODULE = "customer360_generator"
+GENERATOR_MISSING = (
+    f"the demo data generator ({GENERATOR_MODULE}) is not installed: it is a development tool, not part of the "
+    "runtime package; install it from a checkout with `pip install ./tools` (`python3.11 dev.py demo` sets up a "
+    ".venv that has it)"
+)
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,8 @@ def _describe_client_error(error: boto.ClientError, where: Where) -> str:
 
 
 def _describe_other(error: BaseException) -> str | None:
+    if isinstance(error, ModuleNotFoundError) and (error.name or "").partition(".")[0] == GENERATOR_MODULE:
+        return GENERATOR_MISSING
     module = type(error).__module__
     if module.startswith(("duckdb", "_duckdb")):
         return (

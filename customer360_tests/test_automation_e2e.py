@@ -36,12 +36,12 @@ import pytest
 from customer360.contracts import DATASETS
 from customer360.defs.definitions import UNROUTABLE_JOB_NAME, gate_job, unroutable_job
 from customer360.defs.sensors.raw_sensor import GATE_JOB_NAME, RawSensorSettings, build_raw_sensor
-from customer360.generator import generate_demo_data
 from customer360.lake import layout
 from customer360.lake.ledger import Ledger
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.transfer import parquet_keys
 from customer360.steps.clean import read_clean
+from customer360_generator import generate_demo_data
 from customer360_tests.pipeline_harness import Pipeline, make_pipeline
 
 START = date(2024, 1, 1)

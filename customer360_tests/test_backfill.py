@@ -240,7 +240,7 @@ def test_replay_subcommand_runs_each_day_in_order_recorded_in_the_instance(
 ) -> None:
     """``customer360 replay``: one recorded run per day, in order, every zone rebuilt from archive/."""
     from customer360.defs.resources.lake import open_lake
-    from customer360.generator import generate_demo_data
+    from customer360_generator import generate_demo_data
 
     lake_root = dagster_home / "lake"
     monkeypatch.setenv("CUSTOMER360_DUCKDB_PATH", str(tmp_path / "replay.duckdb"))

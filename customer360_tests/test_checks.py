@@ -206,7 +206,7 @@ def test_quarantined_rows_are_queryable_and_accounted(
 
 
 def test_check_cost_stays_small_next_to_the_step(pipeline: Pipeline) -> None:
-    from customer360.generator import generate_demo_data
+    from customer360_generator import generate_demo_data
 
     generate_demo_data(pipeline.store.put_bytes, DAY, 1, seed=4, customers=300, events_per_day=4_000, hours_per_day=4)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import sys
 import uuid
 from pathlib import Path
 
@@ -118,3 +119,24 @@ def test_debug_shows_the_traceback(
     # The lake store's own error (naming the request) or botocore's: either way the raw exception, not a line.
     with pytest.raises((OSError, botocore.exceptions.ClientError), match="NoSuchBucket"):
         main(argv)
+
+
+@pytest.mark.parametrize("command", ["generate", "demo"])
+def test_without_the_generator_generate_and_demo_say_what_to_install(
+    command: str, home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A runtime-only install (the production image) has no demo data generator (tools/): one line, not a crash."""
+    lake = home / "lake"
+    lake.mkdir()
+    monkeypatch.setenv("CUSTOMER360_LAKE", str(lake))
+    monkeypatch.setitem(sys.modules, "customer360_generator", None)  # what Python does for a package not installed
+
+    code = main([command, *COMMANDS[command]])
+
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "Traceback" not in out + err
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"customer360 {command}: the demo data generator (customer360_generator) is not installed")
+    assert "pip install ./tools" in line and line.endswith("(--debug shows the traceback)")
+    assert not list(lake.iterdir()), "nothing was written to the lake"

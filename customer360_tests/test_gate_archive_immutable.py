@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from customer360.contracts import DATASETS
-from customer360.generator import generate_demo_data
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import ImmutableZoneError, LakeStore, ObjectExistsError
 from customer360.steps.clean import clean_partition
 from customer360.steps.gate import run_gate
 from customer360.steps.staging import build_staging
 from customer360.steps.unroutable import reject_unroutable
+from customer360_generator import generate_demo_data
 from customer360_tests.corpus import customers_csv
 from customer360_tests.pipeline_harness import make_pipeline
 

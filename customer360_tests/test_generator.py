@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from customer360.generator import (
+from customer360.lake.s3 import S3LakeStore
+from customer360.lake.store import LakeStore
+from customer360_generator import (
     ACTIVITY_FIELDS,
     BAD_ROWS,
     FILE_FORMATS,
@@ -39,8 +41,6 @@ from customer360.generator import (
     write_activity_day,
     write_activity_file,
 )
-from customer360.lake.s3 import S3LakeStore
-from customer360.lake.store import LakeStore
 
 START = date(2024, 1, 1)
 DAYS = 7

@@ -104,7 +104,7 @@ def test_foreign_churn_files_are_rejected_with_a_reason(
 
 
 def test_replaying_a_day_gives_identical_clean_and_staging(pipeline: Pipeline) -> None:
-    from customer360.generator import generate_demo_data
+    from customer360_generator import generate_demo_data
 
     generate_demo_data(pipeline.store.put_bytes, DAY, 2, seed=3, customers=300, events_per_day=2_000,
                        hours_per_day=4)
@@ -126,8 +126,8 @@ def test_replaying_a_day_gives_identical_clean_and_staging(pipeline: Pipeline) -
 
 
 def test_every_archived_row_is_clean_or_quarantined(pipeline: Pipeline) -> None:
-    from customer360.generator import generate_demo_data
     from customer360.lake.ledger import Ledger, current_archive_versions
+    from customer360_generator import generate_demo_data
 
     generate_demo_data(pipeline.store.put_bytes, DAY, 1, seed=11, customers=300, events_per_day=3_000,
                        hours_per_day=6)
@@ -148,7 +148,7 @@ def test_one_run_over_a_range_records_each_days_materialization_and_checks_for_t
     about that day's materialization (so the UI shows the day's checks, not "Skipped"); the snapshots are
     built oldest day first.
     """
-    from customer360.generator import generate_demo_data
+    from customer360_generator import generate_demo_data
 
     days = [date(2024, 2, 5), date(2024, 2, 6), date(2024, 2, 7)]
     generate_demo_data(pipeline.store.put_bytes, days[0], len(days), seed=11, customers=60, events_per_day=150,

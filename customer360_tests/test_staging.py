@@ -9,12 +9,12 @@ import pyarrow.compute as pc
 import pytest
 
 from customer360.contracts import ACTIVITY_LOGS
-from customer360.generator import generate_demo_data
 from customer360.lake import layout
 from customer360.lake.transfer import parquet_keys
 from customer360.steps import staging
 from customer360.steps.clean import _read_parquet, clean_partition, read_clean
 from customer360.steps.gate import run_gate
+from customer360_generator import generate_demo_data
 
 DAY = date(2024, 1, 2)
 LINEAGE = ["event_id", "_source_file", "_source_line"]

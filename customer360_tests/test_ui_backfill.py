@@ -38,7 +38,7 @@ from customer360.defs.definitions import build_definitions
 from customer360.defs.resources.lake import LakeResource
 from customer360.defs.resources.warehouse import WarehouseResource
 from customer360.defs.sensors.raw_sensor import GATE_JOB_NAME
-from customer360.generator import generate_demo_data
+from customer360_generator import generate_demo_data
 from customer360_tests.dagster_stack import BIN, Stack, dagster_stack, stack_env, wait_for, write_home
 
 START = date(2024, 3, 4)

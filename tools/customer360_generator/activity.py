@@ -37,8 +37,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from customer360.generator import text
-from customer360.generator.customers import customer_ids as draw_customer_ids
+from customer360_generator import text
+from customer360_generator.customers import customer_ids as draw_customer_ids
 
 ACTIVITY_FIELDS: tuple[str, ...] = (
     "event_id",

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 
 import pyarrow as pa
 
-from customer360.generator import text
+from customer360_generator import text
 
 PLAN_FIELDS: tuple[str, ...] = (
     "plan_id",

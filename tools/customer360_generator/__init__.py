@@ -5,7 +5,7 @@
 (duplicates, bad-row share, which ways of breaking the contract) and reports exactly what it injected.
 """
 
-from customer360.generator.activity import (
+from customer360_generator.activity import (
     ACTIVITY_FIELDS,
     BAD_ROW_KINDS,
     FILE_FORMATS,
@@ -18,10 +18,10 @@ from customer360.generator.activity import (
     write_activity_day,
     write_activity_file,
 )
-from customer360.generator.customers import IBM_FIELDS, NEW_LAYOUT_EXTRA, NEW_LAYOUT_FIELDS
-from customer360.generator.demo_data import GeneratedFile, GenerationReport, generate_demo_data
-from customer360.generator.faults import BAD_ROWS, FAULT_TAGS, LATE_FILE, MALFORMED_FILE, NEW_LAYOUT
-from customer360.generator.plans import PLAN_FIELDS
+from customer360_generator.customers import IBM_FIELDS, NEW_LAYOUT_EXTRA, NEW_LAYOUT_FIELDS
+from customer360_generator.demo_data import GeneratedFile, GenerationReport, generate_demo_data
+from customer360_generator.faults import BAD_ROWS, FAULT_TAGS, LATE_FILE, MALFORMED_FILE, NEW_LAYOUT
+from customer360_generator.plans import PLAN_FIELDS
 
 __all__ = [
     "ACTIVITY_FIELDS",

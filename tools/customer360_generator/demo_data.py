@@ -21,8 +21,8 @@ from datetime import date, timedelta
 import numpy as np
 import pyarrow as pa
 
-from customer360.generator import activity, faults, plans, text
-from customer360.generator.customers import CustomerBook, customers_csv
+from customer360_generator import activity, faults, plans, text
+from customer360_generator.customers import CustomerBook, customers_csv
 
 # Independent random streams per concern and day, so e.g. more customers do not reshuffle the
 # activity of every day and one day can be reasoned about (and regenerated) on its own.

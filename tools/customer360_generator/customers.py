@@ -23,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from customer360.generator import text
-from customer360.generator.plans import PLAN_IDS_BY_CONTRACT
+from customer360_generator import text
+from customer360_generator.plans import PLAN_IDS_BY_CONTRACT
 
 # The internet add-on services: one Yes/No/"No internet service" field each, in this order in the
 # layout (CustomerBook.columns writes them in one loop, _ADDON_RATE and _ADDON_CENTS follow it).
