@@ -58,9 +58,9 @@ def where_from_env() -> Where:
     try:
         lake = lake_resource_from_env(must_exist=False)
     except LakeConfigError:
-        import os
+        from customer360.settings import lake_location
 
-        return Where(os.environ.get("CUSTOMER360_LAKE", "?"), None)
+        return Where(lake_location() or "?", None)
     return Where(lake.location, lake.endpoint_url)
 
 

@@ -33,8 +33,11 @@ from customer360.defs.resources.lake import open_lake
 from customer360.defs.sensors.raw_sensor import RawCursor, RawSensorSettings, plan_tick
 from customer360.lake.ledger import ARCHIVED, REJECTED, VANISHED, Ledger, current_archive_versions
 from customer360.lake.local import LocalLakeStore
-from customer360.lake.s3 import CONNECT_TIMEOUT_ENV, MAX_ATTEMPTS_ENV, READ_TIMEOUT_ENV, LakeRequestError, S3Settings
+from customer360.lake.s3 import LakeRequestError, S3Settings
 from customer360.lake.store import DeleteOutcome, LakeStore
+from customer360.settings import S3_CONNECT_TIMEOUT_ENV as CONNECT_TIMEOUT_ENV
+from customer360.settings import S3_MAX_ATTEMPTS_ENV as MAX_ATTEMPTS_ENV
+from customer360.settings import S3_READ_TIMEOUT_ENV as READ_TIMEOUT_ENV
 from customer360.steps.clean import LEDGER_ENTRY_KEY, SOURCE_NAME_KEY, clean_partition, read_clean
 from customer360.steps.gate import CRASH_POINTS, GateRun, run_gate
 from customer360.steps.unroutable import reject_unroutable

@@ -50,20 +50,20 @@ free of scheduling policy; the automation condition sensor that evaluates them r
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import dagster as dg
 
+from customer360 import settings
 from customer360.contracts import ACTIVITY_LOGS, DATASETS
 from customer360.steps.mart import WINDOW_DAYS
 
 AUTOMATION_SENSOR_NAME = "customer360_automation"
 AUTOMATED_GROUPS = ("clean", "staging", "warehouse", "mart")
 RELAXED_GROUPS = ("staging", "mart")
-DEFAULT_AUTOMATION_INTERVAL_SECONDS = 30
-AUTOMATION_INTERVAL_ENV = "CUSTOMER360_AUTOMATION_INTERVAL_SECONDS"
+DEFAULT_AUTOMATION_INTERVAL_SECONDS = settings.DEFAULT_AUTOMATION_INTERVAL_SECONDS
+AUTOMATION_INTERVAL_ENV = settings.AUTOMATION_INTERVAL_ENV
 
 
 def archive_keys() -> list[dg.AssetKey]:
@@ -295,8 +295,7 @@ def build_automation_sensor(minimum_interval_seconds: int | None = None) -> dg.A
     The interval defaults to ``CUSTOMER360_AUTOMATION_INTERVAL_SECONDS`` (else 30 s).
     """
     if minimum_interval_seconds is None:
-        configured = os.environ.get(AUTOMATION_INTERVAL_ENV, "").strip()
-        minimum_interval_seconds = int(configured) if configured else DEFAULT_AUTOMATION_INTERVAL_SECONDS
+        minimum_interval_seconds = settings.automation_interval_seconds()
     return dg.AutomationConditionSensorDefinition(
         AUTOMATION_SENSOR_NAME,
         target=dg.AssetSelection.groups(*AUTOMATED_GROUPS),

@@ -7,16 +7,17 @@ history starts where its data does; ``end_offset=1`` includes today, because fil
 
 from __future__ import annotations
 
-import os
 from datetime import date
 
 import dagster as dg
 
-DEFAULT_START_DATE = "2024-01-01"
+from customer360 import settings
+
+DEFAULT_START_DATE = settings.DEFAULT_START_DATE
 
 
 def start_date() -> date:
-    return date.fromisoformat(os.environ.get("CUSTOMER360_START_DATE", DEFAULT_START_DATE))
+    return settings.start_date()
 
 
 daily_partitions = dg.DailyPartitionsDefinition(start_date=start_date().isoformat(), timezone="UTC", end_offset=1)

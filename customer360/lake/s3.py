@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -41,13 +40,11 @@ from customer360.lake.store import (
     guard_put,
     missing_object,
 )
+from customer360.settings import S3_CONNECT_TIMEOUT_ENV, S3_MAX_ATTEMPTS_ENV, S3_READ_TIMEOUT_ENV, env_number
 
 # boto3 clients are generated at runtime; there is no importable class to annotate with.
 S3Client = Any
 
-CONNECT_TIMEOUT_ENV = "CUSTOMER360_S3_CONNECT_TIMEOUT_SECONDS"
-READ_TIMEOUT_ENV = "CUSTOMER360_S3_READ_TIMEOUT_SECONDS"
-MAX_ATTEMPTS_ENV = "CUSTOMER360_S3_MAX_ATTEMPTS"
 
 
 @dataclass(frozen=True)
@@ -65,22 +62,10 @@ class S3Settings:
 
     @classmethod
     def from_env(cls) -> S3Settings:
-        def number(name: str, default: float) -> float:
-            value = os.environ.get(name, "").strip()
-            if not value:
-                return default
-            try:
-                parsed = float(value)
-            except ValueError:
-                raise ValueError(f"{name}={value!r} is not a number") from None
-            if parsed <= 0:
-                raise ValueError(f"{name}={value!r} must be greater than 0")
-            return parsed
-
         return cls(
-            connect_timeout=number(CONNECT_TIMEOUT_ENV, cls.connect_timeout),
-            read_timeout=number(READ_TIMEOUT_ENV, cls.read_timeout),
-            max_attempts=max(1, int(number(MAX_ATTEMPTS_ENV, cls.max_attempts))),
+            connect_timeout=env_number(S3_CONNECT_TIMEOUT_ENV, cls.connect_timeout),
+            read_timeout=env_number(S3_READ_TIMEOUT_ENV, cls.read_timeout),
+            max_attempts=max(1, int(env_number(S3_MAX_ATTEMPTS_ENV, cls.max_attempts))),
         )
 
     def config(self) -> Config:

@@ -36,6 +36,7 @@ from types import TracebackType
 
 import pyarrow as pa
 
+from customer360 import settings
 from customer360.processing.formats import FileFormat, StringBatches
 
 PARSE_VERSION = "1"
@@ -47,7 +48,7 @@ _META = "meta.json"
 
 
 def parsed_root() -> Path:
-    return Path(os.environ.get("CUSTOMER360_PARSED_DIR") or Path(tempfile.gettempdir()) / "customer360-parsed")
+    return settings.parsed_dir()
 
 
 def address(sha256: str, file_format: FileFormat) -> str:

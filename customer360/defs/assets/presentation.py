@@ -15,14 +15,13 @@ automation conditions, so the factories stay free of it:
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
+from customer360 import settings
 from customer360.contracts import DATASETS
 
-DEFAULT_OWNER = "team:data-platform"
-OWNER_ENV = "CUSTOMER360_OWNER"
+DEFAULT_OWNER = settings.DEFAULT_OWNER
+OWNER_ENV = settings.OWNER_ENV
 PARQUET_ZONES = ("clean", "staging")
 WAREHOUSE_ZONES = ("warehouse", "mart")
 _DATASET_OF = {name: name for name in DATASETS} | {d.staging_name: d.name for d in DATASETS.values()}
@@ -59,7 +58,7 @@ def with_presentation(
 ) -> list[dg.AssetsDefinition]:
     """``assets`` with kinds, owners and tags as described in the module docstring."""
     lake = lake_kind(lake_location)
-    owner = os.environ.get(OWNER_ENV, "").strip() or DEFAULT_OWNER
+    owner = settings.asset_owner()
 
     def present(spec: dg.AssetSpec) -> dg.AssetSpec:
         zone = spec.group_name or spec.key.path[0]

@@ -14,7 +14,6 @@ a local folder that already exists; anything else is refused with what was expec
 
 from __future__ import annotations
 
-import os
 import re
 from functools import cached_property
 from pathlib import Path
@@ -22,11 +21,12 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from customer360 import settings
 from customer360.lake.local import LocalLakeStore
 from customer360.lake.s3 import S3LakeStore, make_s3_client
 from customer360.lake.store import LakeStore
 
-DEFAULT_LOCAL_LAKE = Path(".lake") / "telco-customer360-pipeline"
+DEFAULT_LOCAL_LAKE = settings.DEFAULT_LOCAL_LAKE
 S3_SCHEME = "s3://"
 EXPECTED_LOCATION = "an existing local folder or s3://<bucket>[/<prefix>]"
 # A URI scheme ("s3:", "S3:", "gs:", "file:") at the start of a location; a local path never has one on POSIX.
@@ -131,15 +131,6 @@ class LakeResource(dg.ConfigurableResource):
         return LocalLakeStore(root)
 
 
-def _env(*names: str) -> str | None:
-    """The first of ``names`` set to a non-empty value (an exported-but-empty var means unset)."""
-    for name in names:
-        value = os.environ.get(name, "").strip()
-        if value:
-            return value
-    return None
-
-
 def lake_resource_from_env(*, must_exist: bool = True) -> LakeResource:
     """The LakeResource the environment asks for, defaulting to the embedded folder lake.
 
@@ -149,7 +140,7 @@ def lake_resource_from_env(*, must_exist: bool = True) -> LakeResource:
     LakeConfigError here, so the code location fails to load with that message (``dagster dev`` shows it)
     instead of serving a lake that is not the one meant.
     """
-    configured = _env("CUSTOMER360_LAKE")
+    configured = settings.lake_location()
     location = configured or str(DEFAULT_LOCAL_LAKE)
     if parse_s3_location(location) is None:
         root = Path(location).expanduser().absolute()
@@ -163,11 +154,10 @@ def lake_resource_from_env(*, must_exist: bool = True) -> LakeResource:
         location = str(root)
     return LakeResource(
         location=location,
-        # boto3 would pick up AWS_ENDPOINT_URL[_S3] by itself; passing it explicitly makes the
-        # endpoint visible in the resource's config in the Dagster UI.
-        endpoint_url=_env("CUSTOMER360_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
-        # botocore itself only reads AWS_DEFAULT_REGION; AWS_REGION is what most other tools set.
-        region_name=_env("AWS_REGION", "AWS_DEFAULT_REGION"),
+        # Not EnvVars: the location is checked and made absolute here, and endpoint and region each come from
+        # the first of several variables (customer360.settings), which one EnvVar cannot express.
+        endpoint_url=settings.s3_endpoint_url(),
+        region_name=settings.aws_region(),
     )
 
 

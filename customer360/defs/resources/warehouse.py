@@ -12,13 +12,13 @@ dagster-snowflake's ``private_key`` / ``private_key_path`` (+ ``private_key_pass
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
+from customer360 import settings
 from customer360.lake.store import LakeStore
 from customer360.warehouse.base import Warehouse
 from customer360.warehouse.duckdb_backend import DuckDBWarehouse
@@ -28,21 +28,10 @@ if TYPE_CHECKING:
     from dagster_snowflake import SnowflakeResource
 
 BACKENDS = ("duckdb", "snowflake")
-DEFAULT_DUCKDB_PATH = "./.lake/warehouse.duckdb"
-DEFAULT_STAGE = "customer360_staging"
-
+DEFAULT_DUCKDB_PATH = settings.DEFAULT_DUCKDB_PATH
+DEFAULT_STAGE = settings.DEFAULT_SNOWFLAKE_STAGE
 # WarehouseResource field -> environment variable, for the Snowflake backend.
-SNOWFLAKE_ENV: dict[str, str] = {
-    "account": "SNOWFLAKE_ACCOUNT",
-    "user": "SNOWFLAKE_USER",
-    "role": "SNOWFLAKE_ROLE",
-    "warehouse": "SNOWFLAKE_WAREHOUSE",
-    "database": "SNOWFLAKE_DATABASE",
-    "schema": "SNOWFLAKE_SCHEMA",
-    "private_key": "SNOWFLAKE_PRIVATE_KEY",
-    "private_key_path": "SNOWFLAKE_PRIVATE_KEY_PATH",
-    "private_key_password": "SNOWFLAKE_PRIVATE_KEY_PASSWORD",
-}
+SNOWFLAKE_ENV = settings.SNOWFLAKE_ENV
 # Without these Snowflake cannot resolve unqualified table names or authenticate.
 _REQUIRED_SNOWFLAKE = ("account", "user", "database", "schema")
 
@@ -115,27 +104,26 @@ def warehouse_resource_from_env() -> WarehouseResource:
     ``CUSTOMER360_WAREHOUSE`` picks the backend ("duckdb" by default). Missing Snowflake settings fail
     here, when the code location loads, instead of in the middle of the first load.
     """
-    # Read os.environ itself (not a mapping passed in): the EnvVars below resolve from it at run time.
-    env = os.environ
-    backend = env.get("CUSTOMER360_WAREHOUSE", "duckdb").strip().lower() or "duckdb"
+    backend = settings.warehouse_backend()
     if backend not in BACKENDS:
         raise ValueError(f"CUSTOMER360_WAREHOUSE={backend!r}; expected one of {BACKENDS}")
     # Absolute at definition load: the webserver, daemon and run workers may not share a working directory.
-    duckdb_path = str(Path(env.get("CUSTOMER360_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH).expanduser().absolute())
+    duckdb_path = str(Path(settings.duckdb_path()).expanduser().absolute())
     if backend == "duckdb":
         return WarehouseResource(backend="duckdb", duckdb_path=duckdb_path)
 
-    missing = [SNOWFLAKE_ENV[name] for name in _REQUIRED_SNOWFLAKE if not env.get(SNOWFLAKE_ENV[name])]
-    keys = [SNOWFLAKE_ENV[name] for name in ("private_key", "private_key_path") if env.get(SNOWFLAKE_ENV[name])]
-    if len(keys) != 1:
+    present = {name for name, var in SNOWFLAKE_ENV.items() if settings.env(var)}
+    missing = [SNOWFLAKE_ENV[name] for name in _REQUIRED_SNOWFLAKE if name not in present]
+    if len(present & {"private_key", "private_key_path"}) != 1:
         missing.append("exactly one of SNOWFLAKE_PRIVATE_KEY / SNOWFLAKE_PRIVATE_KEY_PATH")
     if missing:
         raise ValueError(f"CUSTOMER360_WAREHOUSE=snowflake needs {', '.join(missing)}")
-    snowflake: dict[str, Any] = {name: EnvVar(var) for name, var in SNOWFLAKE_ENV.items() if env.get(var)}
+    # EnvVars, resolved by Dagster from the environment where the resource is used: the UI shows their names.
+    snowflake: dict[str, Any] = {name: EnvVar(SNOWFLAKE_ENV[name]) for name in present}
     return WarehouseResource(
         backend="snowflake",
         duckdb_path=duckdb_path,
-        stage=env.get("CUSTOMER360_SNOWFLAKE_STAGE") or DEFAULT_STAGE,
-        storage_integration=env.get("CUSTOMER360_SNOWFLAKE_STORAGE_INTEGRATION") or None,
+        stage=settings.snowflake_stage(),
+        storage_integration=settings.snowflake_storage_integration(),
         **snowflake,
     )

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -53,11 +52,23 @@ import boto3
 
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import LakeStore, ObjectInfo
+from customer360.settings import (
+    DEFAULT_DISCOVERY,
+    DISCOVERY_ENV,
+    QUEUE_MAX_MESSAGES_ENV,
+    QUEUE_MAX_RECEIVES_ENV,
+    QUEUE_URL_ENV,
+    QUEUE_VISIBILITY_SECONDS_ENV,
+    QUEUE_WAIT_SECONDS_ENV,
+    aws_region,
+    env,
+    env_int,
+    raw_discovery,
+    sqs_endpoint_url,
+)
 from customer360.steps.gate import route
 
-DISCOVERY_ENV = "CUSTOMER360_RAW_DISCOVERY"
-QUEUE_URL_ENV = "CUSTOMER360_RAW_QUEUE_URL"
-LISTING = "listing"
+LISTING = DEFAULT_DISCOVERY
 NOTIFICATIONS = "notifications"
 SQS_BATCH = 10  # SQS's maximum for ReceiveMessage, DeleteMessageBatch and ChangeMessageVisibilityBatch
 
@@ -69,22 +80,9 @@ log = logging.getLogger(__name__)
 SqsClient = Any  # boto3 clients are generated at runtime
 
 
-def _env(*names: str) -> str | None:
-    for name in names:
-        value = os.environ.get(name, "").strip()
-        if value:
-            return value
-    return None
-
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value else default
-
-
 def discovery_mode() -> str:
     """``listing`` (the embedded default) or ``notifications``; anything else is a configuration error."""
-    mode = (_env(DISCOVERY_ENV) or LISTING).lower()
+    mode = raw_discovery()
     if mode not in (LISTING, NOTIFICATIONS):
         raise ValueError(f"{DISCOVERY_ENV}={mode!r}: expected {LISTING!r} or {NOTIFICATIONS!r}")
     return mode
@@ -107,17 +105,17 @@ class QueueSettings:
         """The queue the environment configures, or None in listing-only mode."""
         if discovery_mode() != NOTIFICATIONS:
             return None
-        url = _env(QUEUE_URL_ENV)
+        url = env(QUEUE_URL_ENV)
         if not url:
             raise ValueError(f"{DISCOVERY_ENV}={NOTIFICATIONS} needs {QUEUE_URL_ENV} (the SQS queue URL)")
         return cls(
             queue_url=url,
-            endpoint_url=_env("CUSTOMER360_SQS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"),
-            region_name=_env("AWS_REGION", "AWS_DEFAULT_REGION") or _region_of(url),
-            max_messages=_env_int("CUSTOMER360_QUEUE_MAX_MESSAGES_PER_TICK", cls.max_messages),
-            wait_seconds=_env_int("CUSTOMER360_QUEUE_WAIT_SECONDS", cls.wait_seconds),
-            visibility_seconds=_env_int("CUSTOMER360_QUEUE_VISIBILITY_SECONDS", cls.visibility_seconds),
-            max_receives=_env_int("CUSTOMER360_QUEUE_MAX_RECEIVES", cls.max_receives),
+            endpoint_url=sqs_endpoint_url(),
+            region_name=aws_region() or _region_of(url),
+            max_messages=env_int(QUEUE_MAX_MESSAGES_ENV, cls.max_messages),
+            wait_seconds=env_int(QUEUE_WAIT_SECONDS_ENV, cls.wait_seconds),
+            visibility_seconds=env_int(QUEUE_VISIBILITY_SECONDS_ENV, cls.visibility_seconds),
+            max_receives=env_int(QUEUE_MAX_RECEIVES_ENV, cls.max_receives),
         )
 
 

@@ -35,7 +35,6 @@ Without ``from __future__ import annotations``: Dagster rejects a string annotat
 
 import hashlib
 import json
-import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -53,6 +52,14 @@ from customer360.defs.resources.lake import LakeResource
 from customer360.defs.sensors.notifications import Hints, QueueSettings, RawQueue, hints_of, require_s3
 from customer360.lake import layout
 from customer360.lake.store import LakeStore, ObjectInfo
+from customer360.settings import (
+    SENSOR_INTERVAL_ENV,
+    SENSOR_LISTING_MINUTES_ENV,
+    SENSOR_LOOKBACK_DAYS_ENV,
+    SENSOR_MAX_RUNS_PER_TICK_ENV,
+    SENSOR_RECONCILE_MINUTES_ENV,
+    env_int,
+)
 from customer360.steps.gate import route
 
 if TYPE_CHECKING:  # what define_asset_job returns; not exported at dagster's top level
@@ -64,11 +71,6 @@ GATE_TAG = "customer360/gate"
 CURSOR_VERSION = 1
 
 Clock = Callable[[], datetime]
-
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value else default
 
 
 @dataclass(frozen=True)
@@ -86,11 +88,11 @@ class RawSensorSettings:
         """With notifications on, listing is only the safety net: window every 15 min, full scan every 6 h."""
         reconcile, listing = (360, 15) if notifications else (int(cls.reconcile_minutes), int(cls.listing_minutes))
         return cls(
-            lookback_days=_env_int("CUSTOMER360_SENSOR_LOOKBACK_DAYS", cls.lookback_days),
-            max_runs_per_tick=_env_int("CUSTOMER360_SENSOR_MAX_RUNS_PER_TICK", cls.max_runs_per_tick),
-            reconcile_minutes=float(_env_int("CUSTOMER360_SENSOR_RECONCILE_MINUTES", reconcile)),
-            minimum_interval_seconds=_env_int("CUSTOMER360_SENSOR_INTERVAL_SECONDS", cls.minimum_interval_seconds),
-            listing_minutes=float(_env_int("CUSTOMER360_SENSOR_LISTING_MINUTES", listing)),
+            lookback_days=env_int(SENSOR_LOOKBACK_DAYS_ENV, cls.lookback_days),
+            max_runs_per_tick=env_int(SENSOR_MAX_RUNS_PER_TICK_ENV, cls.max_runs_per_tick),
+            reconcile_minutes=float(env_int(SENSOR_RECONCILE_MINUTES_ENV, reconcile)),
+            minimum_interval_seconds=env_int(SENSOR_INTERVAL_ENV, cls.minimum_interval_seconds),
+            listing_minutes=float(env_int(SENSOR_LISTING_MINUTES_ENV, listing)),
         )
 
 
