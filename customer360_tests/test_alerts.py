@@ -14,15 +14,15 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._serdes import serialize_value
 
-from customer360.defs.sensors.alerts import (
-    SENT_PREFIX,
+from customer360.defs.resources.alerts import (
     LogDestination,
     SlackDestination,
     WebhookDestination,
-    build_alert_sensor,
-    destination_from_env,
+    alerts_resource_from_env,
 )
+from customer360.defs.sensors.alerts import SENT_PREFIX, build_alert_sensor
 from customer360.lake.s3 import S3LakeStore
 from customer360_tests.corpus import CASES, DAY, customers_csv
 from customer360_tests.pipeline_harness import Pipeline, make_pipeline
@@ -76,9 +76,14 @@ def pipeline(lake, tmp_path: Path, request: pytest.FixtureRequest) -> Pipeline:
     return make_pipeline(lake, tmp_path, endpoint)
 
 
+def sensor_resources(pipeline: Pipeline) -> dict[str, object]:
+    """The code location's resources for the sensor: the lake, and the alert destination the environment sets."""
+    return {"lake": pipeline.lake, "alerts": alerts_resource_from_env()}
+
+
 def tick(pipeline: Pipeline, cursor: str | None) -> str | None:
     sensor = build_alert_sensor()
-    context = dg.build_sensor_context(instance=pipeline.instance, cursor=cursor, resources={"lake": pipeline.lake})
+    context = dg.build_sensor_context(instance=pipeline.instance, cursor=cursor, resources=sensor_resources(pipeline))
     result = sensor(context)
     assert isinstance(result, dg.SensorResult)
     return result.cursor
@@ -145,15 +150,19 @@ def test_unroutable_objects_are_alerted_too(pipeline: Pipeline, webhook: Webhook
 
 def test_destination_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     warnings: list[str] = []
+
+    def destination_from_env() -> object:
+        return alerts_resource_from_env().destination(warnings.append)
+
     for name in ("SLACK_TOKEN", "CUSTOMER360_SLACK_CHANNEL", "CUSTOMER360_ALERT_WEBHOOK_URL"):
         monkeypatch.delenv(name, raising=False)
-    assert isinstance(destination_from_env(warnings.append), LogDestination)
+    assert isinstance(destination_from_env(), LogDestination)
     monkeypatch.setenv("CUSTOMER360_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook")
-    assert isinstance(destination_from_env(warnings.append), WebhookDestination)
+    assert isinstance(destination_from_env(), WebhookDestination)
     monkeypatch.setenv("SLACK_TOKEN", "xoxb-test")
-    assert isinstance(destination_from_env(warnings.append), WebhookDestination), "Slack needs a channel too"
+    assert isinstance(destination_from_env(), WebhookDestination), "Slack needs a channel too"
     monkeypatch.setenv("CUSTOMER360_SLACK_CHANNEL", "#data-alerts")
-    slack = destination_from_env(warnings.append)
+    slack = destination_from_env()
     assert isinstance(slack, SlackDestination) and slack.channel == "#data-alerts"
 
 
@@ -224,12 +233,12 @@ def test_why_a_file_was_rejected_is_on_its_asset_page_and_each_tick_says_what_it
     assert evaluation.metadata[REJECTIONS_METADATA].value == text
 
     sensor = build_alert_sensor()
-    first = sensor(dg.build_sensor_context(instance=pipeline.instance, resources={"lake": pipeline.lake}))
+    first = sensor(dg.build_sensor_context(instance=pipeline.instance, resources=sensor_resources(pipeline)))
     assert first.skip_reason.skip_message == "sent 2 alert(s) for 2 rejected file(s) to webhook"
     again = sensor(dg.build_sensor_context(instance=pipeline.instance, cursor=first.cursor,
-                                           resources={"lake": pipeline.lake}))
+                                           resources=sensor_resources(pipeline)))
     assert again.skip_reason.skip_message == "no new rejected file"
-    lost_cursor = sensor(dg.build_sensor_context(instance=pipeline.instance, resources={"lake": pipeline.lake}))
+    lost_cursor = sensor(dg.build_sensor_context(instance=pipeline.instance, resources=sensor_resources(pipeline)))
     assert lost_cursor.skip_reason.skip_message == "no new rejected file; 2 already alerted before"
 
 
@@ -249,3 +258,35 @@ def test_a_reports_quoted_content_cannot_turn_into_markup() -> None:
     assert not HTML_TAG.search(_outside_code(text)), text
     assert "\\*2\\*" in text and "a\\|b`c<script>" in text  # literal, pipes escaped inside the table's code span
     assert "⏎next" in text
+
+
+def test_the_alert_destination_is_a_resource_of_the_code_location_showing_secret_names_not_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both alerting sensors require the ``alerts`` resource; the UI's resource page names the secrets' variables."""
+    from dagster._core.remote_representation.external_data import RepositorySnap, ResourceConfigEnvVarSnap
+
+    from customer360.defs.definitions import build_definitions
+    from customer360.defs.resources.lake import LakeResource
+    from customer360.defs.resources.warehouse import WarehouseResource
+    from customer360.defs.sensors.alerts import ALERT_SENSOR_NAME
+    from customer360.defs.sensors.deliveries import DELIVERY_SENSOR_NAME
+
+    monkeypatch.setenv("SLACK_TOKEN", "xoxb-secret-token")
+    monkeypatch.setenv("CUSTOMER360_SLACK_CHANNEL", "#data-alerts")
+    monkeypatch.setenv("CUSTOMER360_ALERT_WEBHOOK_URL", "https://hooks.example/secret-path")
+    defs = build_definitions(
+        LakeResource(location=str(tmp_path)), WarehouseResource(duckdb_path=str(tmp_path / "w.duckdb"))
+    )
+
+    snap = RepositorySnap.from_def(defs.get_repository_def())
+    (alerts,) = [resource for resource in snap.resources or () if resource.name == "alerts"]
+    assert set(alerts.sensors_using) == {ALERT_SENSOR_NAME, DELIVERY_SENSOR_NAME}
+    assert alerts.configured_values["slack_token"] == ResourceConfigEnvVarSnap(name="SLACK_TOKEN")
+    assert alerts.configured_values["webhook_url"] == ResourceConfigEnvVarSnap(name="CUSTOMER360_ALERT_WEBHOOK_URL")
+    assert json.loads(alerts.configured_values["slack_channel"]) == "#data-alerts"  # type: ignore[arg-type]
+    shown = serialize_value(snap)
+    assert "xoxb-secret-token" not in shown and "secret-path" not in shown
+    # Resolved where it is used: the destination the sensors get is Slack, with the token's value.
+    slack = defs.resources["alerts"].destination(print)
+    assert isinstance(slack, SlackDestination) and slack.client.token == "xoxb-secret-token"

@@ -23,6 +23,7 @@ from dagster._core.event_api import PartitionKeyFilter
 from customer360.contracts import DATASETS
 from customer360.defs.definitions import build_definitions
 from customer360.defs.deliveries import DELIVERY_CHECK, hour_from_name, hour_from_records
+from customer360.defs.resources.alerts import alerts_resource_from_env
 from customer360.defs.sensors.deliveries import build_delivery_sensor, marker_key
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import LakeStore
@@ -117,7 +118,9 @@ class Sensor:
 
     def tick(self) -> None:
         context = dg.build_sensor_context(
-            instance=self.pipeline.instance, cursor=self.cursor, resources={"lake": self.pipeline.lake}
+            instance=self.pipeline.instance,
+            cursor=self.cursor,
+            resources={"lake": self.pipeline.lake, "alerts": alerts_resource_from_env()},
         )
         result = self.definition(context)
         assert isinstance(result, dg.SensorResult) and result.skip_reason is not None

@@ -48,6 +48,7 @@ from botocore.exceptions import ClientError
 
 from customer360.contracts import DATASETS
 from customer360.defs.definitions import build_definitions
+from customer360.defs.resources.alerts import AlertsResource
 from customer360.defs.resources.lake import LakeResource, open_lake
 from customer360.defs.resources.warehouse import WarehouseResource
 from customer360.defs.sensors.alerts import SENT_PREFIX, build_alert_sensor
@@ -231,7 +232,7 @@ def test_each_role_can_do_what_the_pipeline_does_and_nothing_it_must_not(
     # The sensors that write to the lake: one alert per rejected file, expected-delivery judgements (both claim
     # with create-only markers under alerts/).
     for lake_sensor in (build_alert_sensor(), build_delivery_sensor(clock=lambda: AFTER_THE_DAYS)):
-        lake_sensor(dg.build_sensor_context(instance=instance, resources={"lake": lake}))
+        lake_sensor(dg.build_sensor_context(instance=instance, resources={"lake": lake, "alerts": AlertsResource()}))
     assert list(store.list(SENT_PREFIX)) and list(store.list(MARKER_PREFIX)), "alerts claimed as the pipeline role"
     entries = list(query(Ledger(store)))
     assert sorted(e.raw_key for e in entries) == sorted(landed)

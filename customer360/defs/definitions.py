@@ -20,6 +20,7 @@ from customer360.defs.assets.unroutable import UNROUTABLE_KEY, unroutable_raw_fi
 from customer360.defs.assets.warehouse import build_warehouse_asset
 from customer360.defs.automation import build_automation_sensor, with_automation, with_backfill_policy
 from customer360.defs.deliveries import delivery_checks
+from customer360.defs.resources.alerts import AlertsResource, alerts_resource_from_env
 from customer360.defs.resources.lake import LakeResource, lake_resource_from_env
 from customer360.defs.resources.warehouse import WarehouseResource, warehouse_resource_from_env
 from customer360.defs.sensors.alerts import build_alert_sensor
@@ -66,7 +67,10 @@ pipeline_job = dg.define_asset_job(
 gate_job = build_gate_job()
 
 
-def build_definitions(lake: LakeResource, warehouse: WarehouseResource) -> dg.Definitions:
+def build_definitions(
+    lake: LakeResource, warehouse: WarehouseResource, alerts: AlertsResource | None = None
+) -> dg.Definitions:
+    """The code location over ``lake`` and ``warehouse``; alerts go where ``alerts`` (default: the environment) says."""
     return dg.Definitions(
         assets=build_assets(lake, warehouse),
         # Expected deliveries per day on archive/<dataset>, for datasets whose contract declares them.
@@ -79,7 +83,7 @@ def build_definitions(lake: LakeResource, warehouse: WarehouseResource) -> dg.De
             build_alert_sensor(),
             build_delivery_sensor(),
         ],
-        resources={"lake": lake, "warehouse": warehouse},
+        resources={"lake": lake, "warehouse": warehouse, "alerts": alerts or alerts_resource_from_env()},
         # One process per run, steps in it one after another: a day's steps form a chain anyway, and a
         # process per step re-imports the code location (seconds each) for steps that often take less.
         executor=dg.in_process_executor,

@@ -14,8 +14,8 @@ its claim and stops the tick, leaving the cursor before that materialization, so
 exactly the unsent files. The one remaining gap is a process killed between claim and send: that alert
 is lost rather than sent twice, and the file still fails its day's ``no_rejected_files`` check.
 
-Destination, from the environment at each tick: Slack through dagster-slack when ``SLACK_TOKEN`` and
-``CUSTOMER360_SLACK_CHANNEL`` are set (``CUSTOMER360_SLACK_API_URL`` optionally replaces
+Destination: the ``alerts`` resource (``customer360.defs.resources.alerts``): Slack through dagster-slack when
+``SLACK_TOKEN`` and ``CUSTOMER360_SLACK_CHANNEL`` are set (``CUSTOMER360_SLACK_API_URL`` optionally replaces
 ``https://slack.com/api/``), else ``CUSTOMER360_ALERT_WEBHOOK_URL`` (POST of one JSON object),
 else the sensor's Dagster log.
 
@@ -23,25 +23,20 @@ Without ``from __future__ import annotations``: Dagster rejects a string annotat
 """
 
 import json
-import os
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import dagster as dg
-from dagster_slack import SlackResource
 
 from customer360.contracts import DATASETS
 from customer360.defs.assets.gate import REJECTED_FILES_METADATA, rejected_key_of
 from customer360.defs.assets.unroutable import UNROUTABLE_KEY
+from customer360.defs.resources.alerts import AlertsResource
 from customer360.defs.resources.lake import LakeResource
 from customer360.lake.store import LakeStore, ObjectExistsError
 
 ALERT_SENSOR_NAME = "rejection_alerts"
 SENT_PREFIX = "alerts/sent/"
 RECORDS_PER_TICK = 100
-WEBHOOK_TIMEOUT_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -86,79 +81,6 @@ class Rejection:
         }
 
 
-class Alert(Protocol):
-    """What a destination sends: a rejected file, or a day's deliveries (``customer360.defs.sensors.deliveries``)."""
-
-    @property
-    def text(self) -> str: ...
-
-    def payload(self) -> dict[str, object]: ...
-
-
-class AlertDestination(Protocol):
-    name: str
-
-    def send(self, alert: Alert) -> None:
-        """Deliver one alert; raise when it was not delivered."""
-        ...
-
-
-class SlackDestination:
-    name = "slack"
-
-    def __init__(self, slack: SlackResource, channel: str, api_url: str | None = None) -> None:
-        self.client = slack.get_client()
-        if api_url:
-            # A Slack-compatible gateway or egress proxy instead of https://slack.com/api/.
-            self.client.base_url = api_url
-        self.channel = channel
-
-    def send(self, alert: Alert) -> None:
-        # slack_sdk raises SlackApiError on a response with ok=false.
-        self.client.chat_postMessage(channel=self.channel, text=alert.text)
-
-
-class WebhookDestination:
-    name = "webhook"
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def send(self, alert: Alert) -> None:
-        request = urllib.request.Request(
-            self.url,
-            data=json.dumps(alert.payload()).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        # urlopen raises HTTPError for any status >= 400.
-        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310 - configured URL
-            response.read()
-
-
-class LogDestination:
-    name = "dagster_log"
-
-    def __init__(self, warn: Callable[[str], object]) -> None:
-        self.warn = warn
-
-    def send(self, alert: Alert) -> None:
-        self.warn(alert.text)
-
-
-def destination_from_env(warn: Callable[[str], object]) -> AlertDestination:
-    token = os.environ.get("SLACK_TOKEN", "").strip()
-    channel = os.environ.get("CUSTOMER360_SLACK_CHANNEL", "").strip()
-    if token and channel:
-        return SlackDestination(
-            SlackResource(token=token), channel, os.environ.get("CUSTOMER360_SLACK_API_URL", "").strip() or None
-        )
-    url = os.environ.get("CUSTOMER360_ALERT_WEBHOOK_URL", "").strip()
-    if url:
-        return WebhookDestination(url)
-    return LogDestination(warn)
-
-
 def watched_assets() -> list[dg.AssetKey]:
     return [*(rejected_key_of(d) for d in DATASETS.values()), UNROUTABLE_KEY]
 
@@ -192,9 +114,11 @@ def build_alert_sensor(minimum_interval_seconds: int = 60) -> dg.SensorDefinitio
         description="One alert per rejected file (dataset, day, reason, report key) to Slack, a webhook or the "
         "Dagster log; never two for the same file.",
     )
-    def rejection_alerts(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
+    def rejection_alerts(
+        context: dg.SensorEvaluationContext, lake: LakeResource, alerts: AlertsResource
+    ) -> dg.SensorResult:
         cursor: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
-        destination = destination_from_env(context.log.warning)
+        destination = alerts.destination(context.log.warning)
         store = lake.store()
         sent = skipped = 0
         failure: str | None = None

@@ -40,8 +40,8 @@ from customer360.contracts import DATASETS, Dataset
 from customer360.defs.assets.gate import archive_key_of
 from customer360.defs.deliveries import COMPLETE, LATE, PENDING, SUSPICIOUS, DayDelivery, evaluate
 from customer360.defs.partitions import start_date
+from customer360.defs.resources.alerts import AlertsResource
 from customer360.defs.resources.lake import LakeResource
-from customer360.defs.sensors.alerts import destination_from_env
 from customer360.lake.store import LakeStore, ObjectExistsError
 
 DELIVERY_SENSOR_NAME = "delivery_expectations"
@@ -194,13 +194,15 @@ def build_delivery_sensor(*, clock: Clock | None = None, minimum_interval_second
         + " against its contract's expected deliveries when it falls due or a gate run touches it: records the "
         "expected_deliveries check and alerts once per (dataset, day, state) when late or suspicious.",
     )
-    def delivery_expectations(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
+    def delivery_expectations(
+        context: dg.SensorEvaluationContext, lake: LakeResource, alerts: AlertsResource
+    ) -> dg.SensorResult:
         now = now_of()
         cursor = json.loads(context.cursor) if context.cursor else {}
         states: dict[str, str] = cursor.get("states", {})
         storage_ids: dict[str, int] = cursor.get("storage_ids", {})
         store = lake.store()
-        destination = destination_from_env(context.log.warning)
+        destination = alerts.destination(context.log.warning)
         recorded = 0
         touched: dict[str, set[date]] = {}
         sent: list[str] = []
