@@ -66,9 +66,10 @@ def main() -> int:
     from moto.server import ThreadedMotoServer
 
     from customer360.defs.definitions import gate_job, unroutable_job
+    from customer360.defs.keys import RAW_SENSOR_NAME
     from customer360.defs.resources.lake import LakeResource
     from customer360.defs.sensors.notifications import QueueSettings
-    from customer360.defs.sensors.raw_sensor import RAW_SENSOR_NAME, RawCursor, RawSensorSettings, build_raw_sensor
+    from customer360.defs.sensors.raw_sensor import RawCursor, RawSensorSettings, build_raw_sensor
 
     logging.getLogger("dagster").setLevel(logging.WARNING)  # each tick logs its summary at INFO
 

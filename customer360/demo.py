@@ -23,7 +23,8 @@ import pyarrow.parquet as pq
 
 from customer360.contracts import DATASETS
 from customer360.defs.backfill import QUIET_CONSOLE, replay_days, stopped_message
-from customer360.defs.definitions import UNROUTABLE_JOB_NAME, build_definitions
+from customer360.defs.definitions import build_definitions
+from customer360.defs.keys import UNROUTABLE_JOB_NAME
 from customer360.defs.resources.lake import LakeResource, lake_resource_from_env
 from customer360.defs.resources.warehouse import WarehouseResource, warehouse_resource_from_env
 from customer360.lake import layout

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from customer360.defs.definitions import PIPELINE_JOB_NAME, UNROUTABLE_JOB_NAME, build_definitions
+from customer360.defs.definitions import build_definitions
+from customer360.defs.keys import PIPELINE_JOB_NAME, UNROUTABLE_JOB_NAME
 from customer360.defs.resources.lake import LakeResource
 from customer360.defs.resources.warehouse import WarehouseResource
 from customer360.lake.s3 import S3LakeStore

@@ -207,7 +207,7 @@ def test_why_a_file_was_rejected_is_on_its_asset_page_and_each_tick_says_what_it
     pipeline: Pipeline, webhook: Webhook
 ) -> None:
     """The report's reasons, messages, what to do, sample lines and schema diff, as Markdown in the UI."""
-    from customer360.defs.assets.gate import REJECTION_CHECK, REJECTIONS_METADATA
+    from customer360.defs.keys import REJECTION_CHECK, REJECTIONS_METADATA
     from customer360_tests.test_ui_pages import HTML_TAG, _outside_code
 
     land(pipeline, "short_row", "missing_required_column")

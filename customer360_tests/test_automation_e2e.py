@@ -34,8 +34,9 @@ import dagster as dg
 import pytest
 
 from customer360.contracts import DATASETS
-from customer360.defs.definitions import UNROUTABLE_JOB_NAME, gate_job, unroutable_job
-from customer360.defs.sensors.raw_sensor import GATE_JOB_NAME, RawSensorSettings, build_raw_sensor
+from customer360.defs.definitions import gate_job, unroutable_job
+from customer360.defs.keys import GATE_JOB_NAME, UNROUTABLE_JOB_NAME
+from customer360.defs.sensors.raw_sensor import RawSensorSettings, build_raw_sensor
 from customer360.lake import layout
 from customer360.lake.ledger import Ledger
 from customer360.lake.s3 import S3LakeStore

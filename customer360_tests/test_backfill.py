@@ -23,10 +23,9 @@ import pytest
 
 from customer360.cli import main
 from customer360.contracts import DATASETS
-from customer360.defs.assets.unroutable import UNROUTABLE_KEY
 from customer360.defs.automation import DAILY_BACKFILL_POLICY
-from customer360.defs.backfill import BACKFILL_SOURCE_TAG
 from customer360.defs.definitions import build_assets, defs
+from customer360.defs.keys import BACKFILL_SOURCE_TAG, UNROUTABLE_KEY
 from customer360.lake.ledger import ARCHIVED, REJECTED, Ledger
 from customer360.lake.store import LakeStore
 from customer360.steps.gate import CRASH_POINTS, REPORT_SUFFIX, GateRun, run_gate

@@ -18,7 +18,7 @@ import pytest
 
 from customer360 import cli
 from customer360.contracts import DATASETS
-from customer360.defs.checks import clean_check_defs, staging_check_defs
+from customer360.defs.checks import clean_checks, staging_checks
 from customer360.lake import layout
 from customer360.lake.ledger import ARCHIVED, Ledger, LedgerEntry
 from customer360.lake.s3 import S3LakeStore
@@ -72,8 +72,8 @@ def test_every_clean_and_staging_check_passes_per_partition_on_a_good_day(pipeli
     assert result.success
     for dataset in DATASETS.values():
         for asset, defs in (
-            (f"clean/{dataset.name}", clean_check_defs(dataset)),
-            (f"staging/{dataset.staging_name}", staging_check_defs(dataset)),
+            (f"clean/{dataset.name}", clean_checks(dataset)),
+            (f"staging/{dataset.staging_name}", staging_checks(dataset)),
         ):
             found = evaluations(result, asset)
             assert set(found) == {d.name for d in defs}, asset

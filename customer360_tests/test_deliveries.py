@@ -22,7 +22,8 @@ from dagster._core.event_api import PartitionKeyFilter
 
 from customer360.contracts import DATASETS
 from customer360.defs.definitions import build_definitions
-from customer360.defs.deliveries import DELIVERY_CHECK, hour_from_name, hour_from_records
+from customer360.defs.deliveries import hour_from_name, hour_from_records
+from customer360.defs.keys import DELIVERY_CHECK
 from customer360.defs.resources.alerts import alerts_resource_from_env
 from customer360.defs.sensors.deliveries import build_delivery_sensor, marker_key
 from customer360.lake.s3 import S3LakeStore

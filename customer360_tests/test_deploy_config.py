@@ -28,8 +28,7 @@ from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
 from dagster_k8s import K8sRunLauncher
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
-from customer360.defs.automation import AUTOMATION_SENSOR_NAME
-from customer360.defs.sensors.raw_sensor import GATE_TAG, RAW_SENSOR_NAME
+from customer360.defs.keys import AUTOMATION_SENSOR_NAME, GATE_TAG, RAW_SENSOR_NAME
 from customer360_tests.production_home import DOCKERFILE, ECS_SETTINGS, ROOT, image_command, production_config
 
 HELM_VALUES = ROOT / "deploy" / "kubernetes" / "values.yaml"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from customer360.defs.sensors.raw_sensor import RAW_SENSOR_NAME
+from customer360.defs.keys import RAW_SENSOR_NAME
 from customer360_tests.dagster_stack import (
     ROOT,
     _descendants,

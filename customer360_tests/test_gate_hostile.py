@@ -28,7 +28,8 @@ import pytest
 
 from customer360.cli import main
 from customer360.contracts import DATASETS
-from customer360.defs.checks import ROW_ACCOUNTING, run_clean_checks
+from customer360.defs.checks import run_clean_checks
+from customer360.defs.keys import ROW_ACCOUNTING_CHECK
 from customer360.defs.resources.lake import open_lake
 from customer360.defs.sensors.raw_sensor import RawCursor, RawSensorSettings, plan_tick
 from customer360.lake.ledger import ARCHIVED, REJECTED, VANISHED, Ledger, current_archive_versions
@@ -152,7 +153,7 @@ def test_item2_names_that_slug_alike_keep_one_clean_file_each(lake: LakeStore) -
 
     assert len({f.clean_key for f in result.files}) == 2
     assert read_clean(lake, CUSTOMERS, DAY).num_rows == 70, "no file overwrote the other"
-    accounting = next(o for o in run_clean_checks(lake, CUSTOMERS, DAY) if o.name == ROW_ACCOUNTING)
+    accounting = next(o for o in run_clean_checks(lake, CUSTOMERS, DAY) if o.name == ROW_ACCOUNTING_CHECK)
     assert accounting.passed, accounting.description
     names = set()
     for clean in result.files:
@@ -183,7 +184,7 @@ def test_item2_row_accounting_names_the_file_and_the_cause(lake: LakeStore) -> N
     lost = next(f for f in result.files if f.source_name == "crm_part.csv")
     lake.delete(lost.clean_key)
 
-    accounting = next(o for o in run_clean_checks(lake, CUSTOMERS, DAY) if o.name == ROW_ACCOUNTING)
+    accounting = next(o for o in run_clean_checks(lake, CUSTOMERS, DAY) if o.name == ROW_ACCOUNTING_CHECK)
 
     assert not accounting.passed
     assert "crm_part.csv: no clean file" in str(accounting.description)

@@ -57,9 +57,9 @@ from dagster._core.storage.dagster_run import RunRecord
 from customer360.contracts import DATASETS
 from customer360.defs.backfill import plan_backfill, submit_backfill
 from customer360.defs.definitions import defs
+from customer360.defs.keys import GATE_TAG
 from customer360.defs.resources.lake import open_lake
 from customer360.defs.resources.warehouse import WarehouseResource
-from customer360.defs.sensors.raw_sensor import GATE_TAG
 from customer360.lake import layout
 from customer360.lake.ledger import Ledger, query
 from customer360.lake.s3 import S3LakeStore

@@ -19,7 +19,7 @@ from dagster_aws.ecs import EcsRunLauncher
 from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
-from customer360.defs.sensors.raw_sensor import GATE_TAG
+from customer360.defs.keys import GATE_TAG
 from customer360_tests.production_home import ECS_SETTINGS, write_home
 
 

@@ -26,12 +26,11 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from customer360.contracts import DATASETS
-from customer360.defs.definitions import UNROUTABLE_JOB_NAME, gate_job, unroutable_job
+from customer360.defs.definitions import gate_job, unroutable_job
+from customer360.defs.keys import GATE_JOB_NAME, RAW_SENSOR_NAME, UNROUTABLE_JOB_NAME
 from customer360.defs.resources.lake import LakeResource
 from customer360.defs.sensors.notifications import DISCOVERY_ENV, QUEUE_URL_ENV, QueueSettings
 from customer360.defs.sensors.raw_sensor import (
-    GATE_JOB_NAME,
-    RAW_SENSOR_NAME,
     RawCursor,
     RawSensorSettings,
     build_raw_sensor,

@@ -18,8 +18,9 @@ import dagster as dg
 import pytest
 
 from customer360.defs.definitions import gate_job, unroutable_job
+from customer360.defs.keys import GATE_JOB_NAME, GATE_TAG
 from customer360.defs.resources.lake import LakeResource
-from customer360.defs.sensors.raw_sensor import GATE_JOB_NAME, GATE_TAG, RawCursor, RawSensorSettings, build_raw_sensor
+from customer360.defs.sensors.raw_sensor import RawCursor, RawSensorSettings, build_raw_sensor
 from customer360.lake.local import LocalLakeStore
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import LakeStore

@@ -20,7 +20,7 @@ import pytest
 from customer360.cli import main
 from customer360.contracts import DATASETS
 from customer360.defs.assets import staging as staging_assets
-from customer360.defs.assets.mart import MART_KEY
+from customer360.defs.keys import MART_KEY
 from customer360.defs.resources.lake import LakeResource
 from customer360.lake import layout
 from customer360.lake.s3 import S3LakeStore

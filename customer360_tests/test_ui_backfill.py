@@ -33,11 +33,10 @@ from pathlib import Path
 import dagster as dg
 
 from customer360.contracts import DATASETS
-from customer360.defs.backfill import BACKFILL_SOURCE_TAG
 from customer360.defs.definitions import build_definitions
+from customer360.defs.keys import BACKFILL_SOURCE_TAG, GATE_JOB_NAME
 from customer360.defs.resources.lake import LakeResource
 from customer360.defs.resources.warehouse import WarehouseResource
-from customer360.defs.sensors.raw_sensor import GATE_JOB_NAME
 from customer360_generator import generate_demo_data
 from customer360_tests.dagster_stack import BIN, Stack, dagster_stack, stack_env, wait_for, write_home
 

@@ -26,9 +26,7 @@ from pathlib import Path
 import pytest
 
 from customer360.contracts import DATASETS
-from customer360.defs.automation import AUTOMATION_SENSOR_NAME
-from customer360.defs.sensors.alerts import ALERT_SENSOR_NAME
-from customer360.defs.sensors.raw_sensor import RAW_SENSOR_NAME
+from customer360.defs.keys import ALERT_SENSOR_NAME, AUTOMATION_SENSOR_NAME, RAW_SENSOR_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 WEBSERVER = Path(sys.executable).parent / "dagster-webserver"

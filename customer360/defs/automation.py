@@ -56,24 +56,20 @@ from datetime import date, timedelta
 import dagster as dg
 
 from customer360 import settings
-from customer360.contracts import ACTIVITY_LOGS, DATASETS
+from customer360.contracts import ACTIVITY_LOGS
+from customer360.defs.keys import ARCHIVE, AUTOMATION_SENSOR_NAME, CLEAN, MART, STAGING, WAREHOUSE, zone_key, zone_keys
 from customer360.steps.mart import WINDOW_DAYS
 
-AUTOMATION_SENSOR_NAME = "customer360_automation"
-AUTOMATED_GROUPS = ("clean", "staging", "warehouse", "mart")
-RELAXED_GROUPS = ("staging", "mart")
+AUTOMATED_GROUPS = (CLEAN, STAGING, WAREHOUSE, MART)
+RELAXED_GROUPS = (STAGING, MART)
 DEFAULT_AUTOMATION_INTERVAL_SECONDS = settings.DEFAULT_AUTOMATION_INTERVAL_SECONDS
 AUTOMATION_INTERVAL_ENV = settings.AUTOMATION_INTERVAL_ENV
-
-
-def archive_keys() -> list[dg.AssetKey]:
-    return [dg.AssetKey(["archive", name]) for name in DATASETS]
 
 
 def day_has_files() -> dg.AutomationCondition:
     """True for a day once the gate has run for any dataset of that day."""
     condition: dg.AutomationCondition | None = None
-    for key in archive_keys():
+    for key in zone_keys(ARCHIVE):
         archived = dg.AutomationCondition.asset_matches(key, ~dg.AutomationCondition.missing())
         condition = archived if condition is None else condition | archived
     assert condition is not None, "no datasets declared"
@@ -89,7 +85,7 @@ def _blocking_missing_deps(relaxed: bool) -> dg.AutomationCondition:
     # carries the previous one forward; the day's activity is empty), so it never blocks them.
     return (
         dg.AutomationCondition.any_deps_match(will_not_come & day_has_files())
-        .ignore(dg.AssetSelection.groups("clean"))
+        .ignore(dg.AssetSelection.groups(CLEAN))
         .with_label("any_deps_missing_on_days_with_files")
     )
 
@@ -220,11 +216,8 @@ def _landed_during(instance: dg.DagsterInstance, key: dg.AssetKey, day: str, bui
     return bool(records.records) and records.records[0].run_id != run_id and records.records[0].timestamp > started
 
 
-MART_GROUP = "mart"
-
-
 def _mart_window_stale() -> NewerInWindow:
-    return NewerInWindow(dg.AssetKey(["warehouse", ACTIVITY_LOGS.staging_name]), WINDOW_DAYS)
+    return NewerInWindow(zone_key(WAREHOUSE, ACTIVITY_LOGS), WINDOW_DAYS)
 
 
 def _mart_window_trigger() -> dg.AutomationCondition:
@@ -256,7 +249,7 @@ def condition_for(spec: dg.AssetSpec) -> dg.AutomationCondition | None:
     """The automation condition an asset spec gets, or None for zones the raw sensor drives."""
     if spec.group_name not in AUTOMATED_GROUPS:
         return None
-    return downstream_condition(relaxed=spec.group_name in RELAXED_GROUPS, windowed=spec.group_name == MART_GROUP)
+    return downstream_condition(relaxed=spec.group_name in RELAXED_GROUPS, windowed=spec.group_name == MART)
 
 
 def with_automation(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:

@@ -27,12 +27,11 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from customer360.defs.keys import BACKFILL_SOURCE_TAG, PIPELINE_JOB_NAME
 from customer360.defs.partitions import daily_partitions
 
 if TYPE_CHECKING:  # what Definitions.resolve_asset_graph() returns; not exported at dagster's top level
     from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
-
-BACKFILL_SOURCE_TAG = "customer360/backfill"
 
 
 class BackfillRequestError(ValueError):
@@ -187,8 +186,6 @@ def replay_days(
     caller that stops at a failed day (the CLI and the demo do: every later snapshot builds on it) runs
     nothing after it.
     """
-    from customer360.defs.definitions import PIPELINE_JOB_NAME
-
     job = defs.resolve_job_def(PIPELINE_JOB_NAME)
     day = start
     while day <= end:

@@ -16,21 +16,20 @@ from customer360.defs.assets.mart import customer_360
 from customer360.defs.assets.presentation import with_presentation
 from customer360.defs.assets.raw import build_raw_asset
 from customer360.defs.assets.staging import build_staging_asset
-from customer360.defs.assets.unroutable import UNROUTABLE_KEY, unroutable_raw_files
+from customer360.defs.assets.unroutable import unroutable_raw_files
 from customer360.defs.assets.warehouse import build_warehouse_asset
 from customer360.defs.automation import build_automation_sensor, with_automation, with_backfill_policy
 from customer360.defs.deliveries import delivery_checks
+from customer360.defs.keys import GATE_JOB_NAME, PIPELINE_JOB_NAME, UNROUTABLE_JOB_NAME, UNROUTABLE_KEY, gate_keys
 from customer360.defs.resources.alerts import AlertsResource, alerts_resource_from_env
 from customer360.defs.resources.lake import LakeResource, lake_resource_from_env
 from customer360.defs.resources.warehouse import WarehouseResource, warehouse_resource_from_env
 from customer360.defs.sensors.alerts import build_alert_sensor
 from customer360.defs.sensors.deliveries import build_delivery_sensor
 from customer360.defs.sensors.notifications import QueueSettings
-from customer360.defs.sensors.raw_sensor import build_gate_job, build_raw_sensor
+from customer360.defs.sensors.raw_sensor import build_raw_sensor
 
 ZONE_FACTORIES = (build_raw_asset, build_gate_asset, build_clean_asset, build_staging_asset, build_warehouse_asset)
-
-PIPELINE_JOB_NAME = "customer360_pipeline"
 
 
 def build_assets(
@@ -48,8 +47,6 @@ def build_assets(
     return with_backfill_policy(assets)
 
 
-UNROUTABLE_JOB_NAME = "reject_unroutable_raw_files"
-
 unroutable_job = dg.define_asset_job(
     UNROUTABLE_JOB_NAME,
     selection=dg.AssetSelection.assets(UNROUTABLE_KEY),
@@ -64,7 +61,11 @@ pipeline_job = dg.define_asset_job(
 )
 
 
-gate_job = build_gate_job()
+gate_job = dg.define_asset_job(
+    GATE_JOB_NAME,
+    selection=dg.AssetSelection.assets(*(key for dataset in DATASETS for key in gate_keys(dataset))),
+    description="Move one dataset's raw files of one day to archive/ or rejected/ (what the raw sensor runs).",
+)
 
 
 def build_definitions(

@@ -47,14 +47,14 @@ import dagster as dg
 
 from customer360.contracts import Dataset, ExpectedDelivery
 from customer360.defs.assets.days import DayEvent, DayRecord, days_of, record_days
-from customer360.defs.assets.gate import archive_key_of
+from customer360.defs.checks import Verdict, ZoneCheck
+from customer360.defs.keys import ARCHIVE, DELIVERY_CHECK, zone_key
 from customer360.defs.partitions import daily_partitions, start_date
 from customer360.defs.resources.lake import LakeResource
 from customer360.lake import layout
 from customer360.lake.ledger import Ledger, current_archive_versions, outstanding_rejections
 from customer360.lake.store import LakeStore
 
-DELIVERY_CHECK = "expected_deliveries"
 COMPLETE, PENDING, LATE, SUSPICIOUS = "complete", "pending", "late", "suspicious"
 HOURS = range(24)
 SAMPLE_ROWS = 2_000
@@ -220,27 +220,8 @@ class DayDelivery:
             "file_hours": dg.MetadataValue.json({f.name: f.hour for f in self.files}),
         }
 
-    def check_result(self) -> dg.AssetCheckResult:
-        return dg.AssetCheckResult(
-            asset_key=dg.AssetKey(["archive", self.dataset]),
-            check_name=DELIVERY_CHECK,
-            passed=self.passed,
-            severity=dg.AssetCheckSeverity.WARN,
-            description=self.description,
-            metadata=self.metadata(),
-        )
-
-    def evaluation(self) -> dg.AssetCheckEvaluation:
-        """The same result, recorded without a run (by the sensor, when a day falls due)."""
-        return dg.AssetCheckEvaluation(
-            asset_key=dg.AssetKey(["archive", self.dataset]),
-            check_name=DELIVERY_CHECK,
-            passed=self.passed,
-            severity=dg.AssetCheckSeverity.WARN,
-            description=self.description,
-            metadata=self.metadata(),
-            partition=self.day.isoformat(),
-        )
+    def verdict(self) -> Verdict:
+        return Verdict(self.passed, self.description, self.metadata())
 
 
 def _hours(hours: list[int]) -> str:
@@ -341,27 +322,37 @@ def evaluate(store: LakeStore, dataset: Dataset, day: date, now: datetime) -> Da
     return result
 
 
-def build_delivery_check(dataset: Dataset) -> dg.AssetChecksDefinition:
-    """``expected_deliveries`` on ``archive/<dataset>``, per day; it runs in every gate run of the dataset."""
+def delivery_check(dataset: Dataset) -> ZoneCheck[DayDelivery]:
+    """``expected_deliveries`` of a dataset whose contract declares them (advisory: WARN)."""
     expectation = dataset.delivery
     assert expectation is not None
+    return ZoneCheck(
+        DELIVERY_CHECK,
+        f"Warns when the day's files are late ({expectation.files} expected, due {expectation.due_after_day} after "
+        "the day ends, UTC) or far below the usual volume; the metadata names the missing hours.",
+        False,
+        DayDelivery.verdict,
+    )
+
+
+def build_delivery_check(dataset: Dataset) -> dg.AssetChecksDefinition:
+    """``expected_deliveries`` on ``archive/<dataset>``, per day; it runs in every gate run of the dataset."""
+    check = delivery_check(dataset)
+    archive_key = zone_key(ARCHIVE, dataset)
 
     @dg.asset_check(
-        asset=archive_key_of(dataset),
-        name=DELIVERY_CHECK,
+        asset=archive_key,
+        name=check.name,
         partitions_def=daily_partitions,
-        blocking=False,
-        description=f"Warns when the day's files are late ({expectation.files} expected, due "
-        f"{expectation.due_after_day} after the day ends, UTC) or far below the usual volume; the metadata "
-        "names the missing hours.",
+        blocking=check.blocking,
+        description=check.description,
     )
     def expected_deliveries(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> Iterator[DayEvent]:
         # Every day of the run (a backfill runs a range), each result recorded for its own day.
         store, now = lake.store(), datetime.now(UTC)
-        records = [
-            DayRecord(day, checks=[evaluate(store, dataset, day, now).check_result()]) for day in days_of(context)
-        ]
-        yield from record_days(context, archive_key_of(dataset), records)
+        days = days_of(context)
+        records = [DayRecord(day, checks=[check.result(evaluate(store, dataset, day, now))]) for day in days]
+        yield from record_days(context, archive_key, records)
 
     return expected_deliveries
 

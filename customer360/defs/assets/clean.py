@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 from customer360.contracts import Dataset
 from customer360.defs.assets.days import DayEvent, DayRecord, days_of, record_days
 from customer360.defs.assets.metadata import column_descriptions, column_schema, peak_memory_mb, preview
-from customer360.defs.checks import CheckDef, check_results, check_specs, clean_check_defs, run_clean_checks
+from customer360.defs.checks import check_specs, clean_checks, run_clean_checks
+from customer360.defs.keys import ARCHIVE, CLEAN, COLUMN_SCHEMA, ROW_COUNT, zone_key
 from customer360.defs.partitions import daily_partitions
 from customer360.defs.resources.lake import LakeResource
 from customer360.lake import layout
@@ -26,40 +27,36 @@ from customer360.processing.standardize import clean_schema
 from customer360.steps.clean import clean_partition
 
 
-def clean_key_of(dataset: Dataset) -> dg.AssetKey:
-    return dg.AssetKey(["clean", dataset.name])
-
-
 def build_clean_asset(dataset: Dataset) -> dg.AssetsDefinition:
-    checks = clean_check_defs(dataset)
+    key = zone_key(CLEAN, dataset)
 
     @dg.asset(
-        key=clean_key_of(dataset),
-        deps=[dg.AssetKey(["archive", dataset.name])],
-        group_name="clean",
+        key=key,
+        deps=[zone_key(ARCHIVE, dataset)],
+        group_name=CLEAN,
         partitions_def=daily_partitions,
         description=f"{dataset.name} typed and standardized per contract v{dataset.version}, as Parquet under "
         f"`clean/{dataset.name}/dt=YYYY-MM-DD/`; rule-breaking rows quarantined under `rejected/{dataset.name}/rows/`.",
         metadata={
-            "dagster/column_schema": column_schema(clean_schema(dataset), column_descriptions(dataset)),
+            COLUMN_SCHEMA: column_schema(clean_schema(dataset), column_descriptions(dataset)),
             "contract_version": dataset.version,
         },
-        check_specs=check_specs(clean_key_of(dataset), checks),
+        check_specs=check_specs(key, clean_checks(dataset)),
     )
     def clean(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[DayEvent]:
         store = lake.store()
-        records = [_clean_day(store, dataset, day, checks, context.log) for day in days_of(context)]
-        yield from record_days(context, clean_key_of(dataset), records)
+        records = [_clean_day(store, dataset, day, context.log) for day in days_of(context)]
+        yield from record_days(context, key, records)
 
     return clean
 
 
-def _clean_day(store: LakeStore, dataset: Dataset, day: date, checks: list[CheckDef], log: logging.Logger) -> DayRecord:
+def _clean_day(store: LakeStore, dataset: Dataset, day: date, log: logging.Logger) -> DayRecord:
     result = clean_partition(store, dataset, day, log=log)
     sample = _first_rows(store, next((f.clean_key for f in result.files if f.stats.clean_rows), None))
     rate = result.rows_archived / result.seconds if result.seconds else 0.0
     metadata: dict[str, object] = {
-        "dagster/row_count": result.rows_clean,
+        ROW_COUNT: result.rows_clean,
         "rows_archived": result.rows_archived,
         "rows_quarantined": result.rows_quarantined,
         "rule_counts": dg.MetadataValue.json(result.rule_counts),
@@ -77,8 +74,7 @@ def _clean_day(store: LakeStore, dataset: Dataset, day: date, checks: list[Check
     }
     if sample is not None:
         metadata["preview"] = preview(sample)
-    outcomes = run_clean_checks(store, dataset, day)
-    return DayRecord(day, metadata, check_results(clean_key_of(dataset), checks, outcomes))
+    return DayRecord(day, metadata, [outcome.result() for outcome in run_clean_checks(store, dataset, day)])
 
 
 def _rule_table(rule_counts: dict[str, int]) -> str:

@@ -21,6 +21,17 @@ from customer360.contracts import Dataset
 from customer360.defs.assets.days import DayEvent, DayRecord, days_of, record_days
 from customer360.defs.assets.metadata import key_list
 from customer360.defs.assets.rejections import read_report, rejections_markdown
+from customer360.defs.checks import GATE_REJECTION_CHECK, Rejections
+from customer360.defs.keys import (
+    ARCHIVE,
+    RAW,
+    REJECTED_FILES_METADATA,
+    REJECTIONS_METADATA,
+    ROW_COUNT,
+    STEP_TAG,
+    zone_key,
+)
+from customer360.defs.keys import REJECTED as REJECTED_ZONE  # REJECTED is the ledger's outcome here
 from customer360.defs.partitions import daily_partitions
 from customer360.defs.resources.lake import LakeResource
 from customer360.lake.ledger import ARCHIVED, DUPLICATE, REJECTED, VANISHED, outstanding_rejections
@@ -28,76 +39,31 @@ from customer360.lake.store import LakeStore
 from customer360.steps.gate import run_gate
 
 
-def archive_key_of(dataset: Dataset) -> dg.AssetKey:
-    return dg.AssetKey(["archive", dataset.name])
-
-
-def rejected_key_of(dataset: Dataset) -> dg.AssetKey:
-    return dg.AssetKey(["rejected", dataset.name])
-
-
-REJECTION_CHECK = "no_rejected_files"
-REJECTED_FILES_METADATA = "rejected_files"  # the alert sensor reads this key of each materialization
-REJECTIONS_METADATA = "why_rejected"  # each outstanding file's report, as Markdown
-
-
-def rejection_check_result(
-    asset_key: dg.AssetKey,
-    outstanding: list[dict[str, object]],
-    resolved: int = 0,
-    rejections: dg.MetadataValue | None = None,
-) -> dg.AssetCheckResult:
-    """The WARN check result for rejected files: reasons, reports (as Markdown) and report keys in the UI."""
-    reasons = sorted({str(reason) for f in outstanding for reason in f["reasons"]})  # type: ignore[attr-defined]
-    return dg.AssetCheckResult(
-        asset_key=asset_key,
-        check_name=REJECTION_CHECK,
-        passed=not outstanding,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=(
-            f"{len(outstanding)} rejected file(s): {', '.join(reasons)}" if outstanding else "no rejected files"
-        ),
-        metadata={
-            "rejected_files": len(outstanding),
-            "resolved_by_a_later_file": resolved,
-            "reasons": dg.MetadataValue.json({str(f["raw_key"]): f["reasons"] for f in outstanding}),
-            "report_keys": key_list([str(f["report_key"]) for f in outstanding]),
-            **({REJECTIONS_METADATA: rejections} if rejections is not None else {}),
-        },
-    )
-
-
 def build_gate_asset(dataset: Dataset) -> dg.AssetsDefinition:
+    archive_key, rejected_key = zone_key(ARCHIVE, dataset), zone_key(REJECTED_ZONE, dataset)
+
     @dg.multi_asset(
         name=f"gate_{dataset.name}",
         specs=[
             dg.AssetSpec(
-                archive_key_of(dataset),
-                deps=[dg.AssetKey(["raw", dataset.name])],
-                group_name="archive",
+                archive_key,
+                deps=[zone_key(RAW, dataset)],
+                group_name=ARCHIVE,
                 description=f"Accepted {dataset.name} files, byte-for-byte and immutable: the audit trail and "
                 "the only input to ETL.",
                 partitions_def=daily_partitions,
             ),
             dg.AssetSpec(
-                rejected_key_of(dataset),
-                deps=[dg.AssetKey(["raw", dataset.name])],
-                group_name="rejected",
+                rejected_key,
+                deps=[zone_key(RAW, dataset)],
+                group_name=REJECTED_ZONE,
                 description=f"Refused {dataset.name} files, each with a JSON report saying why and what to do.",
                 partitions_def=daily_partitions,
             ),
         ],
         partitions_def=daily_partitions,
-        op_tags={"customer360/step": "gate"},
-        check_specs=[
-            dg.AssetCheckSpec(
-                REJECTION_CHECK,
-                asset=rejected_key_of(dataset),
-                description="Warns while the day has rejected files no later arrival made good; the metadata "
-                "names each file's reasons and its report in rejected/.",
-                partitions_def=daily_partitions,  # recorded per day, like the asset
-            )
-        ],
+        op_tags={STEP_TAG: "gate"},
+        check_specs=[GATE_REJECTION_CHECK.spec(rejected_key)],
     )
     def gate(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[DayEvent]:
         store = lake.store()
@@ -107,8 +73,8 @@ def build_gate_asset(dataset: Dataset) -> dg.AssetsDefinition:
             archive.append(archived_day)
             rejected.append(rejected_day)
             errors.update(day_errors)
-        yield from record_days(context, archive_key_of(dataset), archive)
-        yield from record_days(context, rejected_key_of(dataset), rejected)
+        yield from record_days(context, archive_key, archive)
+        yield from record_days(context, rejected_key, rejected)
         if errors:
             raise dg.Failure(
                 description=f"{len(errors)} raw file(s) could not be moved and stay in raw/ for the next run",
@@ -130,7 +96,7 @@ def _gate_day(
             "files_archived": len(archived),
             "files_duplicate": len(duplicates),
             "corrections": len([f for f in archived if f.corrects]),
-            "dagster/row_count": sum(f.rows for f in archived),
+            ROW_COUNT: sum(f.rows for f in archived),
             "rows_breaking_rules": sum(f.bad_rows for f in archived),
             "archive_keys": key_list([str(f.destination_key) for f in archived]),
             # Gone from raw/ before the gate could read them (deleted upstream): in the ledger, nothing kept.
@@ -148,11 +114,12 @@ def _gate_day(
     outstanding = outstanding_rejections(day_entries)
     resolved = len([e for e in day_entries if e.outcome == REJECTED]) - len(outstanding)
     why = rejections_markdown(read_report(store, e.report_key) for e in outstanding if e.report_key)
-    check = rejection_check_result(
-        rejected_key_of(dataset),
-        [{"raw_key": e.raw_key, "reasons": list(e.reasons), "report_key": e.report_key} for e in outstanding],
-        resolved,
-        why,
+    check = GATE_REJECTION_CHECK.result(
+        Rejections(
+            [{"raw_key": e.raw_key, "reasons": list(e.reasons), "report_key": e.report_key} for e in outstanding],
+            resolved,
+            why,
+        )
     )
     refused = DayRecord(
         day,

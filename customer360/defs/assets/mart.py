@@ -24,7 +24,9 @@ from customer360.contracts import ACTIVITY_LOGS, CUSTOMERS
 from customer360.defs.assets.days import DayEvent, DayRecord, days_of, record_days
 from customer360.defs.assets.metadata import column_schema, rows_preview
 from customer360.defs.assets.staging import wait_for_running_builds
-from customer360.defs.assets.warehouse import WAREHOUSE_POOL, warehouse_key_of
+from customer360.defs.assets.warehouse import WAREHOUSE_POOL
+from customer360.defs.checks import MART_CHECKS, check_specs
+from customer360.defs.keys import COLUMN_SCHEMA, MART, MART_KEY, ROW_COUNT, WAREHOUSE, zone_key
 from customer360.defs.partitions import daily_partitions
 from customer360.defs.resources.lake import LakeResource
 from customer360.defs.resources.warehouse import WarehouseResource
@@ -41,37 +43,22 @@ from customer360.steps.mart import (
 from customer360.steps.staging import read_staging_manifest, staging_schema
 from customer360.warehouse.base import Warehouse, sample_rows
 
-MART_KEY = dg.AssetKey(["mart", MART_TABLE])
 PREVIEW_COLUMNS = [f.name for f in MART_SCHEMA][:14]
 
 
 @dg.asset(
     key=MART_KEY,
     deps=[
-        warehouse_key_of(CUSTOMERS),
-        warehouse_key_of(ACTIVITY_LOGS),  # and the 29 days before: see the module docstring
+        zone_key(WAREHOUSE, CUSTOMERS),
+        zone_key(WAREHOUSE, ACTIVITY_LOGS),  # and the 29 days before: see the module docstring
     ],
-    group_name="mart",
+    group_name=MART,
     partitions_def=daily_partitions,
     pool=WAREHOUSE_POOL,
     description="Customer 360: profile, current plan and fee, tenure, churn flag and trailing-30-day usage "
     "(voice minutes, SMS, data MB, charges, roaming share, last activity) per customer per day. "
     "email and msisdn are SHA-256 hashed.",
-    check_specs=[
-        dg.AssetCheckSpec(
-            "one_row_per_customer",
-            asset=MART_KEY,
-            blocking=True,
-            description="Exactly one mart row per customer of the day's snapshot.",
-            partitions_def=daily_partitions,
-        ),
-        dg.AssetCheckSpec(
-            "charges_reconcile_with_activity",
-            asset=MART_KEY,
-            description="The mart's 30-day charges equal the activity table's for the window.",
-            partitions_def=daily_partitions,
-        ),
-    ],
+    check_specs=check_specs(MART_KEY, MART_CHECKS),
 )
 def customer_360(
     context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
@@ -118,27 +105,10 @@ def _mart_day(target: Warehouse, day: date) -> DayRecord:
     rows = build_customer_360(target, day)
     checks = mart_checks(target, day)
     metadata = {
-        "dagster/row_count": rows,
-        "dagster/column_schema": column_schema(MART_SCHEMA, MART_DESCRIPTIONS),
+        ROW_COUNT: rows,
+        COLUMN_SCHEMA: column_schema(MART_SCHEMA, MART_DESCRIPTIONS),
         "preview": rows_preview(PREVIEW_COLUMNS, sample_rows(target, MART_TABLE, "mart_date", day, PREVIEW_COLUMNS)),
         "window_days": WINDOW_DAYS,
         "charges_30d": float(checks["mart_charges"]),
     }
-    one_row = dg.AssetCheckResult(
-        check_name="one_row_per_customer",
-        passed=checks["duplicate_customers"] == 0 and checks["missing_customers"] == 0,
-        metadata={
-            k: checks[k] for k in ("mart_rows", "snapshot_customers", "duplicate_customers", "missing_customers")
-        },
-    )
-    reconciled = dg.AssetCheckResult(
-        check_name="charges_reconcile_with_activity",
-        passed=bool(checks["charges_reconciled"]),
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "mart_charges": float(checks["mart_charges"]),
-            "activity_charges": float(checks["activity_charges"]),
-            "charges_of_customers_missing_from_snapshot": float(checks["unmatched_activity_charges"]),
-        },
-    )
-    return DayRecord(day, metadata, [one_row, reconciled])
+    return DayRecord(day, metadata, [check.result(checks) for check in MART_CHECKS])

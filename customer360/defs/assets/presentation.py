@@ -19,12 +19,12 @@ import dagster as dg
 
 from customer360 import settings
 from customer360.contracts import DATASETS
+from customer360.defs.keys import CLEAN, DATASET_TAG, MART, PERSONAL_DATA_TAG, STAGING, WAREHOUSE, ZONE_TAG, dataset_of
 
 DEFAULT_OWNER = settings.DEFAULT_OWNER
 OWNER_ENV = settings.OWNER_ENV
-PARQUET_ZONES = ("clean", "staging")
-WAREHOUSE_ZONES = ("warehouse", "mart")
-_DATASET_OF = {name: name for name in DATASETS} | {d.staging_name: d.name for d in DATASETS.values()}
+PARQUET_ZONES = (CLEAN, STAGING)
+WAREHOUSE_ZONES = (WAREHOUSE, MART)
 PERSONAL_DATASETS = {d.name for d in DATASETS.values() if any(f.personal for f in d.fields)}
 
 
@@ -39,17 +39,18 @@ def kinds_of(zone: str, lake: str, warehouse: str) -> set[str]:
 
 
 def tags_of(zone: str, key: dg.AssetKey) -> dict[str, str]:
-    dataset = _DATASET_OF.get(key.path[-1])
-    if zone == "mart":
+    declared = dataset_of(key)
+    dataset = declared.name if declared is not None else None
+    if zone == MART:
         personal = "hashed"
     elif dataset is None:
         personal = "unknown"  # rejected/unroutable: objects that name no dataset
     else:
         personal = "yes" if dataset in PERSONAL_DATASETS else "no"
     return {
-        "customer360/zone": zone,
-        "customer360/dataset": dataset or ("all" if zone == "mart" else "none"),
-        "customer360/personal_data": personal,
+        ZONE_TAG: zone,
+        DATASET_TAG: dataset or ("all" if zone == MART else "none"),
+        PERSONAL_DATA_TAG: personal,
     }
 
 

@@ -12,15 +12,18 @@ import dagster as dg
 from customer360.contracts import Dataset
 from customer360.defs.assets.days import DayEvent, DayRecord, days_of, record_days
 from customer360.defs.assets.metadata import key_list
+from customer360.defs.keys import RAW, zone_key
 from customer360.defs.partitions import daily_partitions
 from customer360.defs.resources.lake import LakeResource
 from customer360.lake import layout
 
 
 def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
+    key = zone_key(RAW, dataset)
+
     @dg.asset(
-        key=["raw", dataset.name],
-        group_name="raw",
+        key=key,
+        group_name=RAW,
         partitions_def=daily_partitions,
         description=f"Files landed in `raw/{dataset.name}/YYYY-MM-DD/` by upstream: untrusted, temporary. "
         + dataset.description,
@@ -42,6 +45,6 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
                     },
                 )
             )
-        yield from record_days(context, dg.AssetKey(["raw", dataset.name]), records)
+        yield from record_days(context, key, records)
 
     return raw_files

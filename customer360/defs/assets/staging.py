@@ -30,10 +30,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from customer360.contracts import DATASETS, Dataset
+from customer360.contracts import Dataset
 from customer360.defs.assets.days import DayEvent, DayRecord, days_of, record_days
 from customer360.defs.assets.metadata import column_descriptions, column_schema, peak_memory_mb
-from customer360.defs.checks import check_results, check_specs, run_staging_checks, staging_check_defs
+from customer360.defs.checks import blocking_passed, check_specs, run_staging_checks, staging_checks
+from customer360.defs.keys import AUTOMATION_TAG, CLEAN, COLUMN_SCHEMA, ROW_COUNT, STAGING, zone_key
 from customer360.defs.partitions import daily_partitions
 from customer360.defs.resources.lake import LakeResource
 from customer360.lake.store import LakeStore
@@ -49,20 +50,14 @@ from customer360.steps.staging import (
 PREVIOUS_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True)
 
 
-def staging_key_of(dataset: Dataset) -> dg.AssetKey:
-    return dg.AssetKey(["staging", dataset.staging_name])
-
-
 def build_staging_asset(dataset: Dataset) -> dg.AssetsDefinition:
-    deps: list[dg.AssetDep | dg.AssetKey] = [dg.AssetKey(["clean", dataset.name])]
-    deps += [staging_key_of(DATASETS[join.dataset]) for join in dataset.staging_joins]
+    key = zone_key(STAGING, dataset)
+    deps: list[dg.AssetDep | dg.AssetKey] = [zone_key(CLEAN, dataset)]
+    deps += [zone_key(STAGING, join.dataset) for join in dataset.staging_joins]
     if dataset.snapshot:
-        deps.append(dg.AssetDep(staging_key_of(dataset), partition_mapping=PREVIOUS_DAY))
+        deps.append(dg.AssetDep(key, partition_mapping=PREVIOUS_DAY))
     shape = "snapshot of every record as of the day" if dataset.snapshot else "the day's rows, one per key"
-    checks = staging_check_defs(dataset)
     joined = ", ".join(f"{j.dataset} ({', '.join(alias for _, alias in j.columns)})" for j in dataset.staging_joins)
-
-    key = staging_key_of(dataset)
 
     @dg.multi_asset(
         name=key.to_python_identifier(),
@@ -70,7 +65,7 @@ def build_staging_asset(dataset: Dataset) -> dg.AssetsDefinition:
             dg.AssetSpec(
                 key,
                 deps=deps,
-                group_name="staging",
+                group_name=STAGING,
                 description=f"Analytics-ready {dataset.name}: {shape}, deduplicated on "
                 f"{', '.join(dataset.dedup_key)}"
                 + (f", joined with {joined}" if joined else "")
@@ -79,13 +74,12 @@ def build_staging_asset(dataset: Dataset) -> dg.AssetsDefinition:
             )
         ],
         partitions_def=daily_partitions,
-        check_specs=check_specs(key, checks),
+        check_specs=check_specs(key, staging_checks(dataset)),
         can_subset=True,
     )
     def staging(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[DayEvent]:
         store = lake.store()
         build = key in context.selected_asset_keys
-        blocking = {check.name for check in checks if check.blocking}
         records, refused = [], None
         for day in days_of(context):
             try:
@@ -95,13 +89,13 @@ def build_staging_asset(dataset: Dataset) -> dg.AssetsDefinition:
                 break
             try:
                 outcomes = run_staging_checks(store, dataset, day)
-                record.checks = check_results(key, checks, outcomes)
+                record.checks = [outcome.result() for outcome in outcomes]
             except BaseException:
                 if result is not None:
                     abandon_staging(store, dataset.name, day)
                 raise
             if result is not None:
-                if all(o.passed for o in outcomes if o.name in blocking):
+                if blocking_passed(outcomes):
                     commit_staging(store, result)
                 else:
                     abandon_staging(store, dataset.name, day)
@@ -141,8 +135,8 @@ def _staging_day(store: LakeStore, dataset: Dataset, day: date, log: logging.Log
     )
     metadata = {
         **events,
-        "dagster/row_count": result.rows,
-        "dagster/column_schema": column_schema(result.schema, column_descriptions(dataset)),
+        ROW_COUNT: result.rows,
+        COLUMN_SCHEMA: column_schema(result.schema, column_descriptions(dataset)),
         "files": dg.MetadataValue.json(result.keys),
         "rebuilt_from_history": result.rebuilt_from_history,
         **({"built_on_snapshot_of": str(result.built_on or "-")} if dataset.snapshot else {}),
@@ -153,7 +147,6 @@ def _staging_day(store: LakeStore, dataset: Dataset, day: date, log: logging.Log
     return DayRecord(day, metadata), result
 
 
-AUTOMATION_TAG = "dagster/from_automation_condition"  # set by Dagster on the automation's runs
 # How long a reader (the warehouse load, the mart) waits for a staging build of its day that is running:
 # a rebuild of a day (a late file) may start after the reader's run was queued. A marker older than
 # STALE_BUILD belongs to a build that died without cleaning up: fail at once, naming it.

@@ -9,32 +9,20 @@ moves nothing).
 
 import dagster as dg
 
-from customer360.defs.assets.gate import (
-    REJECTED_FILES_METADATA,
-    REJECTION_CHECK,
-    REJECTIONS_METADATA,
-    rejection_check_result,
-)
 from customer360.defs.assets.metadata import key_list
 from customer360.defs.assets.rejections import read_report, rejections_markdown
+from customer360.defs.checks import UNROUTABLE_REJECTION_CHECK, Rejections
+from customer360.defs.keys import REJECTED, REJECTED_FILES_METADATA, REJECTIONS_METADATA, UNROUTABLE_KEY
 from customer360.defs.resources.lake import LakeResource
 from customer360.steps.unroutable import reject_unroutable
-
-UNROUTABLE_KEY = dg.AssetKey(["rejected", "unroutable"])
 
 
 @dg.asset(
     key=UNROUTABLE_KEY,
-    group_name="rejected",
+    group_name=REJECTED,
     description="Raw objects naming no known dataset or no valid business date, moved to rejected/_unroutable/ "
     "with a JSON report each.",
-    check_specs=[
-        dg.AssetCheckSpec(
-            REJECTION_CHECK,
-            asset=UNROUTABLE_KEY,
-            description="Warns when the sweep rejected objects; the metadata names each one's reason and report.",
-        )
-    ],
+    check_specs=[UNROUTABLE_REJECTION_CHECK.spec(UNROUTABLE_KEY)],
 )
 def unroutable_raw_files(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
@@ -54,5 +42,5 @@ def unroutable_raw_files(context: dg.AssetExecutionContext, lake: LakeResource) 
             REJECTED_FILES_METADATA: dg.MetadataValue.json(fields),
             REJECTIONS_METADATA: why,
         },
-        check_results=[rejection_check_result(UNROUTABLE_KEY, fields, rejections=why)],
+        check_results=[UNROUTABLE_REJECTION_CHECK.result(Rejections(fields, why=why))],
     )

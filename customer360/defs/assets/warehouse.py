@@ -22,7 +22,9 @@ import pyarrow.parquet as pq
 from customer360.contracts import Dataset
 from customer360.defs.assets.days import DayEvent, DayRecord, days_of, record_days
 from customer360.defs.assets.metadata import column_descriptions, column_schema, rows_preview
-from customer360.defs.assets.staging import staging_key_of, wait_for_running_builds
+from customer360.defs.assets.staging import wait_for_running_builds
+from customer360.defs.checks import WAREHOUSE_CHECKS, LoadedDay, check_specs
+from customer360.defs.keys import COLUMN_SCHEMA, ROW_COUNT, STAGING, WAREHOUSE, zone_key
 from customer360.defs.partitions import daily_partitions
 from customer360.defs.resources.lake import LakeResource
 from customer360.defs.resources.warehouse import WarehouseResource
@@ -34,34 +36,20 @@ from customer360.warehouse.base import PARTITION_COLUMN, Warehouse, sample_rows
 
 WAREHOUSE_POOL = "warehouse"
 PREVIEW_COLUMNS = 14
-LOAD_RECONCILES = "load_reconciles_with_staging"
-
-
-def warehouse_key_of(dataset: Dataset) -> dg.AssetKey:
-    return dg.AssetKey(["warehouse", dataset.staging_name])
 
 
 def build_warehouse_asset(dataset: Dataset) -> dg.AssetsDefinition:
-    key = warehouse_key_of(dataset)
+    key = zone_key(WAREHOUSE, dataset)
 
     @dg.asset(
         key=key,
-        deps=[staging_key_of(dataset)],
-        group_name="warehouse",
+        deps=[zone_key(STAGING, dataset)],
+        group_name=WAREHOUSE,
         partitions_def=daily_partitions,
         pool=WAREHOUSE_POOL,
         description=f"Warehouse table {dataset.staging_name}, loaded by COPY from staging/{dataset.name}/ only; "
         "each day's rows replaced as a unit.",
-        check_specs=[
-            dg.AssetCheckSpec(
-                LOAD_RECONCILES,
-                asset=key,
-                blocking=True,
-                description="Rows loaded per COPY's file results equal the staging files' row counts and the "
-                "staging manifest's.",
-                partitions_def=daily_partitions,  # recorded per day, like the asset
-            )
-        ],
+        check_specs=check_specs(key, WAREHOUSE_CHECKS),
     )
     def warehouse_table(
         context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
@@ -99,8 +87,8 @@ def _load_day(store: LakeStore, target: Warehouse, dataset: Dataset, day: date, 
         deleted = target.delete_partition(dataset.staging_name, day)
         return DayRecord(
             day,
-            {"dagster/row_count": 0, "rows_deleted": deleted, "files": 0},
-            [dg.AssetCheckResult(check_name=LOAD_RECONCILES, passed=True, metadata={"staging_rows": 0})],
+            {ROW_COUNT: 0, "rows_deleted": deleted, "files": 0},
+            [check.result(LoadedDay(files=0)) for check in WAREHOUSE_CHECKS],
         )
     with scratch_dir() as folder:
         paths = fetch_many(store, keys, folder)
@@ -120,24 +108,20 @@ def _load_day(store: LakeStore, target: Warehouse, dataset: Dataset, day: date, 
     ]
     shown = [f.name for f in schema if f.name != "_rescued_data"][:PREVIEW_COLUMNS]
     metadata = {
-        "dagster/row_count": result.rows_loaded,
-        "dagster/column_schema": column_schema(schema, column_descriptions(dataset)),
+        ROW_COUNT: result.rows_loaded,
+        COLUMN_SCHEMA: column_schema(schema, column_descriptions(dataset)),
         "preview": rows_preview(shown, sample_rows(target, dataset.staging_name, PARTITION_COLUMN, day, shown)),
         "rows_deleted": result.rows_deleted,
         "files": len(result.files),
         "added_columns": dg.MetadataValue.json(result.added_columns),
         "copy_results": dg.MetadataValue.json(per_file),
     }
-    loaded = sum(f.rows_loaded for f in result.files)
-    reconciles = dg.AssetCheckResult(
-        check_name=LOAD_RECONCILES,
-        passed=manifest.rows == loaded == staging_rows == result.rows_loaded
-        and not any(f.errors_seen for f in result.files),
-        metadata={
-            "staging_rows": staging_rows,
-            "staging_manifest_rows": manifest.rows,
-            "rows_loaded_per_copy": loaded,
-            "rows_in_table_for_day": result.rows_loaded,
-        },
+    loaded = LoadedDay(
+        files=len(keys),
+        staging_manifest_rows=manifest.rows,
+        staging_rows=staging_rows,
+        rows_loaded_per_copy=sum(f.rows_loaded for f in result.files),
+        rows_in_table_for_day=result.rows_loaded,
+        copy_errors=any(f.errors_seen for f in result.files),
     )
-    return DayRecord(day, metadata, [reconciles])
+    return DayRecord(day, metadata, [check.result(loaded) for check in WAREHOUSE_CHECKS])

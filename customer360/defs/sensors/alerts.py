@@ -27,14 +27,11 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from customer360.contracts import DATASETS
-from customer360.defs.assets.gate import REJECTED_FILES_METADATA, rejected_key_of
-from customer360.defs.assets.unroutable import UNROUTABLE_KEY
+from customer360.defs.keys import ALERT_SENSOR_NAME, REJECTED_FILES_METADATA, REJECTED_KEYS
 from customer360.defs.resources.alerts import AlertsResource
 from customer360.defs.resources.lake import LakeResource
 from customer360.lake.store import LakeStore, ObjectExistsError
 
-ALERT_SENSOR_NAME = "rejection_alerts"
 SENT_PREFIX = "alerts/sent/"
 RECORDS_PER_TICK = 100
 
@@ -82,7 +79,7 @@ class Rejection:
 
 
 def watched_assets() -> list[dg.AssetKey]:
-    return [*(rejected_key_of(d) for d in DATASETS.values()), UNROUTABLE_KEY]
+    return list(REJECTED_KEYS)
 
 
 def claim(store: LakeStore, rejection: Rejection) -> bool:

@@ -37,14 +37,13 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 
 from customer360.contracts import DATASETS, Dataset
-from customer360.defs.assets.gate import archive_key_of
-from customer360.defs.deliveries import COMPLETE, LATE, PENDING, SUSPICIOUS, DayDelivery, evaluate
+from customer360.defs.deliveries import COMPLETE, LATE, PENDING, SUSPICIOUS, DayDelivery, delivery_check, evaluate
+from customer360.defs.keys import ARCHIVE, DELIVERY_SENSOR_NAME, zone_key
 from customer360.defs.partitions import start_date
 from customer360.defs.resources.alerts import AlertsResource
 from customer360.defs.resources.lake import LakeResource
 from customer360.lake.store import LakeStore, ObjectExistsError
 
-DELIVERY_SENSOR_NAME = "delivery_expectations"
 MARKER_PREFIX = "alerts/deliveries/"
 LOOKBACK_DAYS = 7
 KEEP_STATES_DAYS = 60  # the cursor remembers states this long after a day; older days are re-judged if touched
@@ -125,11 +124,11 @@ def days_to_judge(
         # First tick: start after the newest gate run instead of re-judging the whole history (the look-back
         # window below is judged anyway); older days are judged again when a gate run touches them.
         newest = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=archive_key_of(dataset)), limit=1, ascending=False
+            dg.AssetRecordsFilter(asset_key=zone_key(ARCHIVE, dataset)), limit=1, ascending=False
         ).records
         storage_ids[dataset.name] = newest[0].storage_id if newest else 0
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=archive_key_of(dataset), after_storage_id=storage_ids.get(dataset.name)),
+        dg.AssetRecordsFilter(asset_key=zone_key(ARCHIVE, dataset), after_storage_id=storage_ids.get(dataset.name)),
         limit=RECORDS_PER_TICK,
         ascending=True,
     ).records
@@ -184,6 +183,7 @@ def tick_summary(judged: dict[str, str], recorded: int, sent: list[str], destina
 def build_delivery_sensor(*, clock: Clock | None = None, minimum_interval_seconds: int = 300) -> dg.SensorDefinition:
     now_of = clock or (lambda: datetime.now(UTC))
     judged = [d for d in DATASETS.values() if d.delivery is not None]
+    checks = {d.name: delivery_check(d) for d in judged}
 
     @dg.sensor(
         name=DELIVERY_SENSOR_NAME,
@@ -215,7 +215,11 @@ def build_delivery_sensor(*, clock: Clock | None = None, minimum_interval_second
                 group = f"{dataset.name}/{day.isoformat()}"
                 judged_states[group] = result.state
                 fell_due = states.get(group) != result.state and day not in touched[dataset.name]
-                if fell_due and _record(context.instance, result.evaluation(), context.log.warning):
+                if fell_due and _record(
+                    context.instance,
+                    checks[dataset.name].evaluation(zone_key(ARCHIVE, dataset), result, day),
+                    context.log.warning,
+                ):
                     recorded += 1
                 alert = DeliveryAlert(result)
                 if failure is None and _worth_alerting(store, result) and _claim(store, alert):

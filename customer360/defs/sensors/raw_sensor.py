@@ -47,6 +47,7 @@ from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from customer360.contracts import DATASETS
 from customer360.defs.assets.rejections import code
+from customer360.defs.keys import GATE_JOB_NAME, GATE_TAG, RAW, RAW_FILES_TAG, RAW_SENSOR_NAME, gate_keys, zone_key
 from customer360.defs.partitions import start_date
 from customer360.defs.resources.lake import LakeResource
 from customer360.defs.sensors.notifications import Hints, QueueSettings, RawQueue, hints_of, require_s3
@@ -65,9 +66,6 @@ from customer360.steps.gate import route
 if TYPE_CHECKING:  # what define_asset_job returns; not exported at dagster's top level
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-RAW_SENSOR_NAME = "raw_files_sensor"
-GATE_JOB_NAME = "ingest_raw_files"
-GATE_TAG = "customer360/gate"
 CURSOR_VERSION = 1
 
 Clock = Callable[[], datetime]
@@ -211,9 +209,9 @@ def gate_run_request(
     return dg.RunRequest(
         run_key=f"gate:{dataset}/{partition}:{_digest(identities, retired)}",
         job_name=GATE_JOB_NAME,
-        asset_selection=[dg.AssetKey([zone, dataset]) for zone in ("raw", "archive", "rejected")],
+        asset_selection=gate_keys(dataset),
         partition_key=partition,
-        tags={GATE_TAG: f"{dataset}/{partition}", "customer360/raw_files": str(files)},
+        tags={GATE_TAG: f"{dataset}/{partition}", RAW_FILES_TAG: str(files)},
     )
 
 
@@ -314,7 +312,7 @@ def plan_tick(
             dg.RunRequest(
                 run_key=f"unroutable:{_digest(unroutable, retired)}",
                 job_name=unroutable_job_name,
-                tags={"customer360/raw_files": str(len(unroutable))},
+                tags={RAW_FILES_TAG: str(len(unroutable))},
             )
         )
         run_keys[UNROUTABLE_GROUP] = str(runs[-1].run_key)
@@ -396,7 +394,7 @@ def waiting_observations(
         age = max(0.0, (now - oldest.last_modified).total_seconds() / 60) if oldest.last_modified else None
         events.append(
             dg.AssetObservation(
-                asset_key=dg.AssetKey(["raw", name]),
+                asset_key=zone_key(RAW, name),
                 partition=day.isoformat(),
                 description=f"{len(infos)} file(s) waiting in raw/",
                 metadata={
@@ -417,7 +415,7 @@ def waiting_observations(
             name, day = group.split("/", 1)
             events.append(
                 dg.AssetObservation(
-                    asset_key=dg.AssetKey(["raw", name]),
+                    asset_key=zone_key(RAW, name),
                     partition=day,
                     description="nothing waiting in raw/",
                     metadata={"files_waiting": 0, "bytes_waiting": 0},
@@ -513,16 +511,6 @@ def plan_queue_tick(
     }
     plan.cursor.last = plan.summary
     return plan
-
-
-def build_gate_job() -> "UnresolvedAssetJobDefinition":
-    """The job the sensor's runs belong to: the gate (raw, archive, rejected) of every dataset."""
-    keys = [dg.AssetKey([zone, name]) for name in DATASETS for zone in ("raw", "archive", "rejected")]
-    return dg.define_asset_job(
-        GATE_JOB_NAME,
-        selection=dg.AssetSelection.assets(*keys),
-        description="Move one dataset's raw files of one day to archive/ or rejected/ (what the raw sensor runs).",
-    )
 
 
 def build_raw_sensor(
