@@ -215,6 +215,201 @@ def gate_run_request(
     )
 
 
+@dataclass(frozen=True)
+class TickScope:
+    """What a tick lists: all of raw/ (a full scan), the look-back window, or only what notifications name."""
+
+    today: date
+    first_day: date
+    full: bool
+    list_window: bool
+    window: frozenset[date]
+
+    @classmethod
+    def of(cls, cursor: RawCursor, now: datetime, settings: RawSensorSettings) -> "TickScope":
+        """A full scan on the first tick, while a backlog is left, and every ``reconcile_minutes``; the window
+        every ``listing_minutes`` (every tick when 0) and with every full scan."""
+        today = now.astimezone(UTC).date()
+        full = _due(cursor.full_scan_at, now, settings.reconcile_minutes) or cursor.backlog
+        list_window = full or settings.listing_minutes <= 0 or _due(cursor.window_at, now, settings.listing_minutes)
+        return cls(today, start_date(), full, list_window, frozenset(_window(today, settings.lookback_days)))
+
+    def has_partition(self, day: date) -> bool:
+        return self.first_day <= day <= self.today
+
+
+def _due(last: float | None, now: datetime, every_minutes: float) -> bool:
+    return last is None or now.timestamp() - last >= every_minutes * 60
+
+
+@dataclass
+class Listing:
+    """What a tick listed under raw/, and which (dataset, day) groups that listing covers."""
+
+    scope: TickScope
+    objects: list[ObjectInfo] = field(default_factory=list)
+    prefixes_listed: int = 0
+    hinted: set[str] = field(default_factory=set)  # groups listed because a notification named them
+
+    def add(self, objects: Iterable[ObjectInfo]) -> None:
+        """The objects of one more listed prefix."""
+        self.objects.extend(objects)
+        self.prefixes_listed += 1
+
+    def covered(self, group: str) -> bool:
+        """Whether this tick's listing would have shown the group's files had they still been there."""
+        day = date.fromisoformat(group.split("/", 1)[1])
+        return self.scope.full or group in self.hinted or (self.scope.list_window and day in self.scope.window)
+
+
+def list_raw(store: LakeStore, scope: TickScope, hints: Hints | None) -> Listing:
+    """List what ``scope`` says, plus the day folders and unroutable objects ``hints`` name."""
+    listing = Listing(scope)
+    if scope.full:
+        listing.add(store.list("raw/"))
+    elif scope.list_window:
+        _list_window(store, listing)
+    if hints is not None and not scope.full:
+        _list_hinted(store, hints, listing)
+    return listing
+
+
+def _list_window(store: LakeStore, listing: Listing) -> None:
+    """The window's day folders of every dataset, and all of any dataset folder no contract declares."""
+    dataset_folders = store.list_prefixes("raw/")
+    listing.prefixes_listed += 1
+    for folder in dataset_folders:
+        if folder.removeprefix("raw/").rstrip("/") not in DATASETS:
+            listing.add(store.list(folder))
+    for name in DATASETS:
+        for day in sorted(listing.scope.window):
+            listing.add(store.list(layout.raw_prefix(name, day)))
+
+
+def _list_hinted(store: LakeStore, hints: Hints, listing: Listing) -> None:
+    scope = listing.scope
+    for name, day in sorted(hints.days, key=lambda d: (d[1], d[0])):
+        if (scope.list_window and day in scope.window) or not scope.has_partition(day):
+            continue  # listed above already, or routed below to its skip reason by the listing that sees it
+        listing.add(store.list(layout.raw_prefix(name, day)))
+        listing.hinted.add(_group(name, day))
+    listing.objects.extend(hints.unroutable)
+
+
+@dataclass
+class Routed:
+    """The listed objects by where they go: a gate run of their (day, dataset), the unroutable job, or nowhere yet."""
+
+    groups: dict[tuple[date, str], dict[str, ObjectInfo]] = field(default_factory=lambda: defaultdict(dict))
+    unroutable: dict[str, ObjectInfo] = field(default_factory=dict)  # by identity
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def route_listing(objects: Iterable[ObjectInfo], scope: TickScope) -> Routed:
+    routed = Routed()
+    for info in objects:
+        dataset, day, reason = route(info.key)
+        if reason is not None or dataset is None or day is None:
+            routed.unroutable[identity(info)] = info
+        elif day < scope.first_day:
+            # A valid key but no partition to run: reported every tick until someone moves it.
+            routed.skipped["before_first_partition"] += 1
+        elif day > scope.today:
+            routed.skipped["future_day_waits"] += 1  # its partition appears when the day begins (UTC)
+        else:
+            routed.groups[(day, dataset.name)][identity(info)] = info
+    return routed
+
+
+def prune_cursor(
+    cursor: RawCursor, routed: Routed, listing: Listing, now: datetime
+) -> tuple[dict[str, set[str]], dict[str, list[float]]]:
+    """The identities still seen (those this listing covers are kept only while still listed), and the retired ones.
+
+    An identity that left raw/ is retired with a count of its departures, so an identical resend gets a new
+    run key (``_digest``); retirements are forgotten after ``RETIRED_KEEP_SECONDS``.
+    """
+    seen = {g: ids for g, ids in cursor.seen.items() if not listing.covered(g)}
+    for (day, name), files in routed.groups.items():
+        still_listed = cursor.seen.get(_group(name, day), set()) & files.keys()
+        if still_listed:
+            seen[_group(name, day)] = still_listed
+    retired = {i: entry for i, entry in cursor.retired.items() if now.timestamp() - entry[1] < RETIRED_KEEP_SECONDS}
+    gone = {i for g, ids in cursor.seen.items() if listing.covered(g) for i in ids - seen.get(g, set())}
+    if listing.scope.full:
+        gone |= cursor.unroutable - routed.unroutable.keys()
+    for gone_identity in gone:
+        retired[gone_identity] = [retired.get(gone_identity, [0.0])[0] + 1, now.timestamp()]
+    return seen, retired
+
+
+@dataclass
+class RunRequests:
+    """The runs a tick requests, at most ``cap``; groups with new files beyond the cap wait (``deferred``)."""
+
+    cap: int
+    runs: list[dg.RunRequest] = field(default_factory=list)
+    run_keys: dict[str, str] = field(default_factory=dict)  # group (or UNROUTABLE_GROUP) -> run key requested
+    deferred: set[str] = field(default_factory=set)
+    new_files: int = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self.runs) >= self.cap
+
+    def add(self, group: str, request: dg.RunRequest, new_files: int) -> None:
+        self.runs.append(request)
+        self.run_keys[group] = str(request.run_key)
+        self.new_files += new_files
+
+
+def request_unroutable(
+    requests: RunRequests,
+    routed: Routed,
+    cursor: RawCursor,
+    full: bool,
+    retired: dict[str, list[float]],
+    unroutable_job_name: str,
+) -> set[str]:
+    """One unroutable-job run when new unroutable objects were listed; returns the unroutable identities seen."""
+    unroutable = routed.unroutable
+    seen_unroutable = (cursor.unroutable & unroutable.keys()) if full else set(cursor.unroutable)
+    fresh = unroutable.keys() - cursor.unroutable
+    if fresh and requests.cap > 0:
+        request = dg.RunRequest(
+            run_key=f"unroutable:{_digest(unroutable, retired)}",
+            job_name=unroutable_job_name,
+            tags={RAW_FILES_TAG: str(len(unroutable))},
+        )
+        requests.add(UNROUTABLE_GROUP, request, len(fresh))
+        seen_unroutable |= unroutable.keys()
+    routed.skipped["already_requested"] += len(unroutable.keys() & cursor.unroutable)
+    return seen_unroutable
+
+
+def request_gates(
+    requests: RunRequests,
+    routed: Routed,
+    cursor: RawCursor,
+    seen: dict[str, set[str]],
+    retired: dict[str, list[float]],
+) -> None:
+    """One gate run per (dataset, day) with files not requested before, oldest day first, up to the cap."""
+    for day, name in sorted(routed.groups):
+        files = routed.groups[(day, name)]
+        group = _group(name, day)
+        fresh = files.keys() - cursor.seen.get(group, set())
+        routed.skipped["already_requested"] += len(files) - len(fresh)
+        if not fresh:
+            continue
+        if requests.full:
+            requests.deferred.add(group)
+            routed.skipped["deferred_to_next_tick"] += len(fresh)
+            continue
+        requests.add(group, gate_run_request(name, day, files.keys(), len(files), retired), len(fresh))
+        seen[group] = set(files)
+
+
 def plan_tick(
     store: LakeStore,
     cursor: RawCursor,
@@ -229,140 +424,51 @@ def plan_tick(
     objects; they are planned exactly like listed ones.
     """
     started = time.perf_counter()
-    today = now.astimezone(UTC).date()
-    first_day = start_date()
-    full = (
-        cursor.full_scan_at is None
-        or cursor.backlog
-        or now.timestamp() - cursor.full_scan_at >= settings.reconcile_minutes * 60
+    scope = TickScope.of(cursor, now, settings)
+    listing = list_raw(store, scope, hints)
+    routed = route_listing(listing.objects, scope)
+    seen, retired = prune_cursor(cursor, routed, listing, now)
+    requests = RunRequests(settings.max_runs_per_tick)
+    seen_unroutable = request_unroutable(requests, routed, cursor, scope.full, retired, unroutable_job_name)
+    request_gates(requests, routed, cursor, seen, retired)
+    observations, observed = waiting_observations(
+        routed.groups, cursor.observed, listing.covered, scope.full, now, requests.deferred
     )
-    window = set(_window(today, settings.lookback_days))
-    list_window = (
-        full
-        or settings.listing_minutes <= 0
-        or cursor.window_at is None
-        or now.timestamp() - cursor.window_at >= settings.listing_minutes * 60
-    )
-
-    listing: list[ObjectInfo] = []
-    prefixes_listed = 0
-    hinted: set[str] = set()
-    if full:
-        listing.extend(store.list("raw/"))
-        prefixes_listed = 1
-    elif list_window:
-        dataset_folders = store.list_prefixes("raw/")
-        prefixes_listed += 1
-        for folder in dataset_folders:
-            if folder.removeprefix("raw/").rstrip("/") not in DATASETS:
-                listing.extend(store.list(folder))
-                prefixes_listed += 1
-        for name in DATASETS:
-            for day in sorted(window):
-                listing.extend(store.list(layout.raw_prefix(name, day)))
-                prefixes_listed += 1
-    if hints is not None and not full:
-        for name, day in sorted(hints.days, key=lambda d: (d[1], d[0])):
-            if (list_window and day in window) or not first_day <= day <= today:
-                continue  # listed above already, or routed below to its skip reason by the listing that sees it
-            listing.extend(store.list(layout.raw_prefix(name, day)))
-            prefixes_listed += 1
-            hinted.add(_group(name, day))
-        listing.extend(hints.unroutable)
-
-    groups: dict[tuple[date, str], dict[str, ObjectInfo]] = defaultdict(dict)
-    unroutable: dict[str, ObjectInfo] = {}
-    skipped: Counter[str] = Counter()
-    for info in listing:
-        dataset, day, reason = route(info.key)
-        if reason is not None or dataset is None or day is None:
-            unroutable[identity(info)] = info
-        elif day < first_day:
-            # A valid key but no partition to run: reported every tick until someone moves it.
-            skipped["before_first_partition"] += 1
-        elif day > today:
-            skipped["future_day_waits"] += 1  # its partition appears when the day begins (UTC)
-        else:
-            groups[(day, dataset.name)][identity(info)] = info
-
-    def covered(group: str) -> bool:
-        """Whether this tick's listing would have shown the group's files had they still been there."""
-        return full or group in hinted or (list_window and date.fromisoformat(group.split("/", 1)[1]) in window)
-
-    seen = {g: ids for g, ids in cursor.seen.items() if not covered(g)}
-    for (day, name), files in groups.items():
-        still_listed = cursor.seen.get(_group(name, day), set()) & files.keys()
-        if still_listed:
-            seen[_group(name, day)] = still_listed
-    retired = {i: entry for i, entry in cursor.retired.items() if now.timestamp() - entry[1] < RETIRED_KEEP_SECONDS}
-    gone = {i for g, ids in cursor.seen.items() if covered(g) for i in ids - seen.get(g, set())}
-    if full:
-        gone |= cursor.unroutable - unroutable.keys()
-    for gone_identity in gone:
-        retired[gone_identity] = [retired.get(gone_identity, [0.0])[0] + 1, now.timestamp()]
-
-    runs: list[dg.RunRequest] = []
-    run_keys: dict[str, str] = {}
-    deferred_groups: set[str] = set()
-    new_files = 0
-    seen_unroutable = (cursor.unroutable & unroutable.keys()) if full else set(cursor.unroutable)
-    fresh_unroutable = unroutable.keys() - cursor.unroutable
-    if fresh_unroutable and settings.max_runs_per_tick > 0:
-        runs.append(
-            dg.RunRequest(
-                run_key=f"unroutable:{_digest(unroutable, retired)}",
-                job_name=unroutable_job_name,
-                tags={RAW_FILES_TAG: str(len(unroutable))},
-            )
-        )
-        run_keys[UNROUTABLE_GROUP] = str(runs[-1].run_key)
-        seen_unroutable |= unroutable.keys()
-        new_files += len(fresh_unroutable)
-    skipped["already_requested"] += len(unroutable.keys() & cursor.unroutable)
-
-    deferred = 0
-    for day, name in sorted(groups):
-        files = groups[(day, name)]
-        group = _group(name, day)
-        fresh = files.keys() - cursor.seen.get(group, set())
-        skipped["already_requested"] += len(files) - len(fresh)
-        if not fresh:
-            continue
-        if len(runs) >= settings.max_runs_per_tick:
-            deferred += 1
-            deferred_groups.add(group)
-            skipped["deferred_to_next_tick"] += len(fresh)
-            continue
-        runs.append(gate_run_request(name, day, files.keys(), len(files), retired))
-        run_keys[group] = str(runs[-1].run_key)
-        seen[group] = set(files)
-        new_files += len(fresh)
-
-    observations, observed = waiting_observations(groups, cursor.observed, covered, full, now, deferred_groups)
     next_cursor = RawCursor(
         observed=observed,
         seen=seen,
         unroutable=seen_unroutable,
-        full_scan_at=now.timestamp() if full else cursor.full_scan_at,
-        window_at=now.timestamp() if list_window else cursor.window_at,
+        full_scan_at=now.timestamp() if scope.full else cursor.full_scan_at,
+        window_at=now.timestamp() if scope.list_window else cursor.window_at,
         # A full scan cut short by the cap may have left days outside the window: scan fully again.
-        backlog=full and deferred > 0,
+        backlog=scope.full and bool(requests.deferred),
         ticks=cursor.ticks + 1,
         retired=retired,
     )
-    summary: dict[str, Any] = {
-        "mode": "full_scan" if full else "window" if list_window else "queue",
-        "prefixes_listed": prefixes_listed,
-        "objects_listed": len(listing),
-        "new_files": new_files,
-        "runs_requested": len(runs),
-        "days_deferred": deferred,
+    next_cursor.last = tick_summary(scope, listing, routed, requests, observations, started)
+    return TickPlan(requests.runs, next_cursor, next_cursor.last, requests.run_keys, requests.deferred, observations)
+
+
+def tick_summary(
+    scope: TickScope,
+    listing: Listing,
+    routed: Routed,
+    requests: RunRequests,
+    observations: list[dg.AssetObservation],
+    started: float,
+) -> dict[str, Any]:
+    """What the tick reports (its log line, its skip reason, and the cursor's ``last``)."""
+    return {
+        "mode": "full_scan" if scope.full else "window" if scope.list_window else "queue",
+        "prefixes_listed": listing.prefixes_listed,
+        "objects_listed": len(listing.objects),
+        "new_files": requests.new_files,
+        "runs_requested": len(requests.runs),
+        "days_deferred": len(requests.deferred),
         "days_observed": len(observations),
-        "skipped": dict(sorted(skipped.items())),
+        "skipped": dict(sorted(routed.skipped.items())),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    next_cursor.last = summary
-    return TickPlan(runs, next_cursor, summary, run_keys, deferred_groups, observations)
 
 
 def waiting_observations(
