@@ -3,7 +3,8 @@
 What a user would notice: the command records an asset backfill with exactly the days and assets asked
 for, the daemon's backfill loop accepts it and queues one run per range of days in dependency order (the
 customers snapshot waits for the plans snapshot it joins), ``--dry-run`` submits nothing, and a bad range or
-selection is refused with a message. Every daily asset carries the same single-run backfill policy.
+selection is refused with a message, and a submitted backfill runs every day to success on the code
+location's own executor. Every daily asset carries the same single-run backfill policy.
 (``test_ui_backfill.py`` runs such a backfill with the real daemon.)
 """
 
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pytest
@@ -31,6 +33,9 @@ from customer360.lake.store import LakeStore
 from customer360.steps.gate import CRASH_POINTS, REPORT_SUFFIX, GateRun, run_gate
 from customer360_tests.corpus import DAY as CORPUS_DAY
 from customer360_tests.corpus import customers_csv
+
+if TYPE_CHECKING:  # not exported at dagster's top level
+    from dagster._core.execution.backfill import PartitionBackfill
 
 ROOT = Path(__file__).resolve().parents[1]
 CUSTOMERS = DATASETS["customers"]
@@ -103,6 +108,79 @@ def test_backfill_cli_submits_an_asset_backfill_the_daemon_runs_one_day_at_a_tim
             "2024-01-02", "2024-01-04")
         assert run.status == dg.DagsterRunStatus.QUEUED
         assert run.tags[BACKFILL_SOURCE_TAG] == "cli"
+    finally:
+        instance.dispose()
+
+
+def _run_backfill_to_the_end(instance: dg.DagsterInstance, backfill_id: str) -> PartitionBackfill:
+    """The daemon's backfill loop until the backfill is done; its runs execute as it launches them."""
+    for _ in range(20):
+        _run_daemon_backfill_iteration(instance)
+        backfill = instance.get_backfill(backfill_id)
+        assert backfill is not None
+        if backfill.status.value != "REQUESTED":
+            return backfill
+    raise AssertionError(f"backfill {backfill_id} still {backfill.status} after 20 iterations of the daemon's loop")
+
+
+def test_a_cli_backfill_runs_every_day_to_success_on_the_code_locations_executor(
+    dagster_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Submitted by ``customer360 backfill`` and run: its runs' config is what the code location's executor takes.
+
+    The removed ``--in-process`` option stored run config for Dagster's multi-process executor, which the code
+    location's in-process executor refuses (``unexpected config entry "in_process"``): every run of such a
+    backfill failed. Here the instance launches each run synchronously in this process as the daemon's backfill
+    loop requests it (Dagster's ``SyncInMemoryRunLauncher``, the project's storage otherwise), so the runs'
+    stored config is validated and executed exactly as a run worker would.
+    """
+    import yaml
+
+    from customer360.defs.keys import CLEAN, RAW, zone_key
+    from customer360.lake.local import LocalLakeStore
+    from customer360_generator import generate_demo_data
+
+    config = yaml.safe_load((dagster_home / "dagster.yaml").read_text())
+    config["run_coordinator"] = {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"}
+    config["run_launcher"] = {
+        "module": "dagster._core.launcher.sync_in_memory_run_launcher",
+        "class": "SyncInMemoryRunLauncher",
+    }
+    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    # The code location over this test's lake (this module imported ``defs`` over the environment's at collection).
+    from customer360.defs import definitions
+    from customer360.defs.resources.lake import LakeResource
+    from customer360.defs.resources.warehouse import WarehouseResource
+
+    lake_location = str(dagster_home / "lake")
+    warehouse = WarehouseResource(backend="duckdb", duckdb_path=str(dagster_home / "warehouse.duckdb"))
+    lake_defs = definitions.build_definitions(LakeResource(location=lake_location), warehouse)
+    monkeypatch.setattr(definitions, "defs", lake_defs)
+    days = [date(2024, 1, 2), date(2024, 1, 3)]
+    generate_demo_data(LocalLakeStore(dagster_home / "lake").put_bytes, days[0], len(days), seed=5, customers=60,
+                       events_per_day=200, hours_per_day=2)
+
+    assert main(["backfill", "--start", "2024-01-02", "--end", "2024-01-03",
+                 "--select", "group:raw or group:archive or group:rejected or group:clean"]) == 0
+    capsys.readouterr()
+
+    instance = _instance(dagster_home)
+    try:
+        [submitted] = instance.get_backfills()
+        backfill = _run_backfill_to_the_end(instance, submitted.backfill_id)
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
+        assert runs and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs), [
+            (run.run_id, run.status) for run in runs]
+        assert backfill.status.value == "COMPLETED_SUCCESS"
+        for day in days:
+            for key in (zone_key(RAW, CUSTOMERS), zone_key(CLEAN, CUSTOMERS)):
+                [record] = instance.fetch_materializations(
+                    dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day.isoformat()]), limit=1).records
+                assert record.run_id in {run.run_id for run in runs}, (key, day)
+        lake = LocalLakeStore(dagster_home / "lake")
+        for day in days:  # the runs did the work: each day's activity cleaned, every dataset's raw/ moved
+            assert list(lake.list(f"clean/activity_logs/dt={day}/")), day
+        assert not [o.key for name in DATASETS for o in lake.list(f"raw/{name}/")]
     finally:
         instance.dispose()
 
