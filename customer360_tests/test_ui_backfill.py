@@ -265,7 +265,11 @@ def test_a_ui_backfill_records_each_days_checks_and_the_automation_carries_the_d
             automation_runs = len(instance.get_runs()) - len(ours) - 1  # minus the prepared gate run
         _assert_checks_of_days(stack, CLEAN + DOWNSTREAM, DAYS)
 
-        # 2. The partitionsByAssets form: every daily asset, the second day.
+        # 2. The partitionsByAssets form: every daily asset, the second day. What exists is read before the launch:
+        #    under load the daemon has created the backfill's first run before a read right after it.
+        with stack.instance() as instance:
+            before = {tuple(p): _materialized_days(instance, p)[DAYS[1].isoformat()] for p in ALL_DAILY}
+            runs_before_second = set(instance.get_run_ids())
         second = stack.launch_backfill(
             {
                 "partitionsByAssets": [
@@ -277,9 +281,6 @@ def test_a_ui_backfill_records_each_days_checks_and_the_automation_carries_the_d
                 ]
             },
         )
-        with stack.instance() as instance:
-            before = {tuple(p): _materialized_days(instance, p)[DAYS[1].isoformat()] for p in ALL_DAILY}
-            runs_before_second = set(instance.get_run_ids())
 
         def rebuilt() -> bool:
             with stack.instance() as instance:
