@@ -55,8 +55,8 @@ from customer360.defs.sensors.alerts import SENT_PREFIX, build_alert_sensor
 from customer360.defs.sensors.deliveries import MARKER_PREFIX, build_delivery_sensor
 from customer360.defs.sensors.raw_sensor import RawSensorSettings, build_raw_sensor
 from customer360.lake.ledger import Ledger, query
+from customer360.lake.routing import route
 from customer360.lake.store import ObjectExistsError
-from customer360.steps.gate import route
 from customer360_generator import generate_demo_data
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -62,10 +62,10 @@ from customer360.defs.resources.lake import open_lake
 from customer360.defs.resources.warehouse import WarehouseResource
 from customer360.lake import layout
 from customer360.lake.ledger import Ledger, query
+from customer360.lake.routing import route
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.transfer import fetch_many, parquet_keys, scratch_dir
 from customer360.steps.clean import read_clean
-from customer360.steps.gate import route
 from customer360_generator import generate_demo_data
 from customer360_tests.production_home import PRODUCTION_INSTANCE, image_command, write_home
 

@@ -9,7 +9,7 @@ Names. Upstream chooses raw names; everything the pipeline derives from them mus
 backends (``MAX_NAME_BYTES`` per segment, no backslash or control character) and must never collide:
 
 * archive: ``archive/<dataset>/<day>/<name>`` keeps the upstream name (the gate rejects names the lake
-  cannot store, see ``ingest.gate.key_defect``); a correction goes beside it as ``<stem>.v-<sha12><ext>``,
+  cannot store, see ``lake.routing.key_defect``); a correction goes beside it as ``<stem>.v-<sha12><ext>``,
   shortened with a hash of the full name when it would not fit;
 * rejected: ``rejected/<dataset>/<day>/<entry id>/<escaped, bounded name>`` and its report beside it with
   ``.report.json`` appended: one folder per arrival, named by its ledger entry, so no upstream name (not

@@ -277,6 +277,10 @@ class S3LakeStore(LakeStoreBase):
     def link_or_put(self, key: str, local_path: Path, *, create_only: bool = False) -> None:
         self.put_file(key, local_path, create_only=create_only)
 
+    def local_path(self, key: str) -> None:
+        """No object of a bucket is a local file: readers fetch it first."""
+        return None
+
     def _get(self, key: str) -> dict[str, Any]:
         with self._request("GET", key):
             try:

@@ -201,7 +201,19 @@ class LakeStoreBase:
 
 
 class LakeStore(Protocol):
-    """Bucket-like storage. Implementations: LocalLakeStore (folder) and S3LakeStore (boto3)."""
+    """Bucket-like storage. Implementations: LocalLakeStore (folder) and S3LakeStore (boto3).
+
+    What a backend can do beyond a bucket is declared here too, as operations every backend answers,
+    so that backend policy stays in the backends and no caller probes a store with ``getattr``:
+
+    - local files: ``local_path`` returns the file behind a key where the lake is a folder, else None.
+      A method returning ``Path | None`` rather than a capability flag because the answer callers act on
+      is the path itself (open it in place, compare inodes), and the optional type makes every caller
+      handle the remote case: there is no flag that could say "yes" while the path is missing.
+    - hard links: ``link_or_put`` publishes a scratch file under a key, a hard link where the backend can
+      make one and an upload otherwise. Callers never ask whether linking is possible: the backend
+      decides (and falls back to a copy across filesystems), so there is nothing to declare as a flag.
+    """
 
     @property
     def uri(self) -> str:
@@ -228,6 +240,15 @@ class LakeStore(Protocol):
 
     def download(self, key: str, local_path: Path) -> None:
         """Stream the object into a local file (bounded memory)."""
+        ...
+
+    def local_path(self, key: str) -> Path | None:
+        """The file behind ``key`` where the lake is a local folder (readers open it in place), else None.
+
+        None on S3: the object has to be fetched (``download``, ``snapshot``) before a local reader can
+        open it. Never a way to read raw/ in place: raw files are always snapshot (upstream may still
+        be writing them).
+        """
         ...
 
     def snapshot(self, key: str, local_path: Path) -> ObjectInfo:

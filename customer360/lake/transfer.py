@@ -51,12 +51,6 @@ def checksums(path: Path, *, md5: bool = True) -> tuple[int, str, str | None]:
     return size, sha.hexdigest(), md5_hash.hexdigest() if md5_hash is not None else None
 
 
-def local_path_of(store: LakeStore, key: str) -> Path | None:
-    """The file behind a key when the lake is a local folder (no copy needed), else None."""
-    resolve = getattr(store, "local_path", None)
-    return resolve(key) if callable(resolve) else None
-
-
 @contextmanager
 def scratch_dir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="customer360-") as folder:
@@ -72,7 +66,7 @@ def fetch(store: LakeStore, key: str, folder: Path) -> LocalCopy:
     ledgered are the same bytes. MD5 is computed only for a remote lake, where it is what an S3 ETag can
     be compared with; a local file pays for SHA-256 alone (MD5 costs twice as much per byte).
     """
-    remote = local_path_of(store, key) is None
+    remote = store.local_path(key) is None
     path = folder / f"snapshot-{_key_hash(key)}"
     source = store.snapshot(key, path)
     size, sha, md5 = checksums(path, md5=remote)
@@ -86,7 +80,7 @@ def fetch_many(store: LakeStore, keys: list[str], folder: Path) -> list[Path]:
 
 def _local(store: LakeStore, key: str, folder: Path) -> Path:
     """The object's own file on a local lake, else a download into ``folder``."""
-    path = local_path_of(store, key)
+    path = store.local_path(key)
     if path is None:
         path = folder / local_name(key)
         store.download(key, path)

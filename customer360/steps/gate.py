@@ -11,7 +11,7 @@ without loss or duplication (each step boundary is a ``fault`` hook point, named
    ``not_a_regular_file`` with what it was;
 2. if the ledger already holds this arrival (same key, content, ETag and time), only step 6 is left;
 3. validate the copy against the contract (``processing.inspect``), or reject a key the lake cannot
-   store (``key_defect``: unsafe characters, a name over 255 bytes, a sub-folder);
+   store (``lake.routing.key_defect``: unsafe characters, a name over 255 bytes, a sub-folder);
 4. copy it byte-for-byte, create-only, to archive/ (or to rejected/) -- "copied": an accepted arrival
    that changes what is current for its name (``DayLedger.judge``) is archived under its name, or beside
    the old version when the name is taken by other bytes, or, for a revert to an earlier version, points
@@ -46,7 +46,7 @@ from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import PurePosixPath
 
-from customer360.contracts import DATASETS, Dataset
+from customer360.contracts import Dataset
 from customer360.lake import layout
 from customer360.lake.layout import REPORT_SUFFIX
 from customer360.lake.ledger import (
@@ -58,8 +58,8 @@ from customer360.lake.ledger import (
     LedgerEntry,
     arrival_id,
 )
+from customer360.lake.routing import key_defect, route
 from customer360.lake.store import (
-    MAX_NAME_BYTES,
     REGULAR,
     DeleteOutcome,
     LakeStore,
@@ -68,12 +68,12 @@ from customer360.lake.store import (
     ObjectExistsError,
     ObjectInfo,
 )
-from customer360.lake.transfer import LocalCopy, checksums, fetch, local_path_of
+from customer360.lake.transfer import LocalCopy, checksums, fetch
 from customer360.processing.formats import SAMPLE_CHARS, detect_format
 from customer360.processing.inspect import ACTIONS, DEFAULT_ACTION, Verdict, inspect_file, reject
 from customer360.processing.parsed import ParseTee
 
-__all__ = ["REPORT_SUFFIX", "CRASH_POINTS", "GateRun", "FileOutcome", "run_gate", "admit", "route", "key_defect"]
+__all__ = ["REPORT_SUFFIX", "CRASH_POINTS", "GateRun", "FileOutcome", "run_gate", "admit"]
 
 MAX_HEADER_NAMES = 200
 NOT_REGULAR = "not_a_regular_file"
@@ -437,7 +437,7 @@ def _holds(store: LakeStore, key: str, info: ObjectInfo, copy: LocalCopy) -> boo
     """Whether the object at ``key`` holds exactly the bytes of ``copy``."""
     if info.size != copy.size:
         return False
-    local = local_path_of(store, key)
+    local = store.local_path(key)
     if local is not None:
         with contextlib.suppress(FileNotFoundError):
             if os.path.samefile(local, copy.path):
@@ -500,57 +500,3 @@ def _report(
     }
     # ensure_ascii (the default) keeps a name that is not UTF-8 representable: its bytes as \udcXX escapes.
     return json.dumps(report, indent=2, default=str).encode()
-
-
-def route(key: str) -> tuple[Dataset | None, date | None, tuple[str, str] | None]:
-    """Which dataset and day's gate a raw key goes to, or why it goes to none (the unroutable sweep).
-
-    Any key under a valid ``raw/<dataset>/<YYYY-MM-DD>/`` routes to that day's gate, which lists the
-    whole prefix, so it also judges the file name there (``key_defect``): a bad key inside a day's folder
-    is rejected, reported and alerted on as part of that day.
-    """
-    parsed = layout.parse_raw_key(key)
-    segments = key.split("/")
-    if parsed is not None and parsed.dataset in DATASETS and parsed.day is not None:
-        return DATASETS[parsed.dataset], parsed.day, None
-    day_folder = layout.parse_raw_key(f"{'/'.join(segments[:3])}/x") if len(segments) >= 4 else None
-    if day_folder is not None and day_folder.dataset in DATASETS and day_folder.day is not None:
-        # Inside a valid day's folder but no file name of it (a folder marker holding bytes): that day's
-        # gate lists it and rejects it (key_defect); the unroutable sweep never looks inside valid days.
-        return DATASETS[day_folder.dataset], day_folder.day, None
-    defect = key_defect(key)
-    if defect is not None and defect[0] == "unsafe_key":
-        return None, None, defect
-    if parsed is None:
-        if len(segments) == 3 and segments[1] in DATASETS:
-            return DATASETS[segments[1]], None, ("missing_partition_date", f"{key!r} has no <YYYY-MM-DD>/ folder")
-        return None, None, ("unroutable_key", f"{key!r} is not raw/<dataset>/<YYYY-MM-DD>/<file name>")
-    dataset = DATASETS.get(parsed.dataset)
-    if dataset is None:
-        return None, None, ("unknown_dataset", f"{parsed.dataset!r} is not one of {sorted(DATASETS)}")
-    return dataset, None, ("invalid_partition_date", f"{parsed.day_text!r} is not a valid YYYY-MM-DD date")
-
-
-def key_defect(key: str) -> tuple[str, str] | None:
-    """Why a key under a day's folder is not a file of that day the lake can archive under its name.
-
-    Unsafe segments (empty, ``.``, ``..``, a trailing '/', a backslash, control characters or bytes that
-    are not UTF-8), a name longer than a file name can be on every backend, or a sub-folder. Such a file
-    is rejected under a safe, bounded key, its original key in the report and the ledger.
-    """
-    segments = key.split("/")
-    if any(s in ("", ".", "..") for s in segments) or "\\" in key or not all(c.isprintable() for c in key):
-        return "unsafe_key", (
-            f"{key!r} has '.', '..' or empty path segments, a backslash, or characters that are not printable "
-            "UTF-8 text"
-        )
-    parsed = layout.parse_raw_key(key)
-    if parsed is not None and "/" in parsed.name:
-        return "unroutable_key", f"{key!r} is in a sub-folder of the day's folder"
-    longest = max(len(s.encode("utf-8", "surrogateescape")) for s in segments)
-    if longest > MAX_NAME_BYTES:
-        return "name_too_long", (
-            f"a name in {key[:80]!r}... is {longest} bytes long (UTF-8); the lake stores names of at most "
-            f"{MAX_NAME_BYTES} bytes"
-        )
-    return None

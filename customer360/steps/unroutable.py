@@ -12,8 +12,9 @@ import logging
 from functools import partial
 
 from customer360.contracts import DATASETS
+from customer360.lake.routing import route
 from customer360.lake.store import LakeStore, ObjectInfo
-from customer360.steps.gate import DayLedgers, GateRun, admit, move_isolated, route
+from customer360.steps.gate import DayLedgers, GateRun, admit, move_isolated
 
 
 def find_unroutable(store: LakeStore) -> list[ObjectInfo]:

@@ -50,6 +50,7 @@ from urllib.parse import unquote_plus
 
 import boto3
 
+from customer360.lake.routing import route
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import LakeStore, ObjectInfo
 from customer360.settings import (
@@ -66,7 +67,6 @@ from customer360.settings import (
     raw_discovery,
     sqs_endpoint_url,
 )
-from customer360.steps.gate import route
 
 LISTING = DEFAULT_DISCOVERY
 NOTIFICATIONS = "notifications"

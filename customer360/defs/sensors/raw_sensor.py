@@ -52,6 +52,7 @@ from customer360.defs.partitions import start_date
 from customer360.defs.resources.lake import LakeResource
 from customer360.defs.sensors.notifications import Hints, QueueSettings, RawQueue, hints_of, require_s3
 from customer360.lake import layout
+from customer360.lake.routing import route
 from customer360.lake.store import LakeStore, ObjectInfo
 from customer360.settings import (
     SENSOR_INTERVAL_ENV,
@@ -61,7 +62,6 @@ from customer360.settings import (
     SENSOR_RECONCILE_MINUTES_ENV,
     env_int,
 )
-from customer360.steps.gate import route
 
 if TYPE_CHECKING:  # what define_asset_job returns; not exported at dagster's top level
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
