@@ -58,10 +58,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlglot import exp
 
+from customer360.contracts import CUSTOMERS as CUSTOMERS_CONTRACT
 from customer360.defs.resources.warehouse import WarehouseResource, warehouse_resource_from_env
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import LakeStore
+from customer360.lake.transfer import FOOTER_GUESS
+from customer360.steps.load import Reconciliation, load_day
 from customer360.steps.mart import MART_SCHEMA, MART_SQL, MART_TABLE, build_customer_360, mart_checks
+from customer360.steps.staging import StagingManifest
 from customer360.warehouse.base import SchemaEvolutionError, Warehouse, WarehouseLoadError
 from customer360.warehouse.duckdb_backend import DuckDBWarehouse
 from customer360.warehouse.snowflake_backend import SnowflakeWarehouse
@@ -441,6 +445,59 @@ def test_duckdb_widens_decimal_columns_exactly(duck: DuckDBWarehouse, lake: Lake
 
 def test_duckdb_customer_360_mart(duck: DuckDBWarehouse, lake: LakeStore, tmp_path: Path) -> None:
     check_mart(duck, lake, tmp_path)
+
+
+def test_load_step_reconciles_footers_manifest_and_copy(duck: DuckDBWarehouse, lake: LakeStore, tmp_path: Path) -> None:
+    """The load step reads each staging file's schema and row count from its footer and returns every count
+    of the day's rows: the footers', the manifest's, COPY's and the table's (the asset's check compares them)."""
+    keys = write_staging(
+        lake, tmp_path, "customers", DAY, CUSTOMERS, [customer("c1", DAY), customer("c2", DAY)], [customer("c3", DAY)]
+    )
+    manifest = StagingManifest("customers", DAY, keys, rows=3, built_at=datetime.now(UTC).isoformat())
+    loaded = load_day(lake, duck, CUSTOMERS_CONTRACT, DAY, manifest)
+    assert (loaded.schema, loaded.files) == (CUSTOMERS, 2)
+    assert loaded.reconciliation == Reconciliation(
+        staging_rows=3, staging_manifest_rows=3, rows_loaded_per_copy=3, rows_in_table_for_day=3, copy_errors=False
+    )
+    assert count(duck, "customers", DAY) == 3
+
+    # A manifest that disagrees with the files it lists: the day is loaded, and the counts show the disagreement.
+    short = StagingManifest("customers", DAY, keys, rows=2, built_at=datetime.now(UTC).isoformat())
+    reloaded = load_day(lake, duck, CUSTOMERS_CONTRACT, DAY, short)
+    assert reloaded.rows_deleted == 3
+    assert reloaded.reconciliation == Reconciliation(
+        staging_rows=3, staging_manifest_rows=2, rows_loaded_per_copy=3, rows_in_table_for_day=3, copy_errors=False
+    )
+
+    # A day staging built empty empties the warehouse's day.
+    empty = StagingManifest("customers", DAY, [], rows=0, built_at=datetime.now(UTC).isoformat())
+    emptied = load_day(lake, duck, CUSTOMERS_CONTRACT, DAY, empty)
+    assert (emptied.rows_deleted, emptied.result, count(duck, "customers", DAY)) == (3, None, 0)
+
+
+def test_load_step_reads_staging_footers_not_whole_files(s3_lake: S3LakeStore, tmp_path: Path) -> None:
+    """On S3, the load fetches each staging file whole once (the warehouse's own read, DuckDB here): the
+    schema and row counts come from one ranged read of each file's end. The S3 client's requests to moto
+    are observed through botocore's own event hook (nothing of ours is replaced)."""
+    duck = DuckDBWarehouse(str(tmp_path / "c360.duckdb"), s3_lake)
+    # Distinct, incompressible emails: files several times the size of a footer read.
+    rows = [customer(f"c{i}", DAY, email=f"{hashlib.sha256(str(i).encode()).hexdigest()}@x.com") for i in range(6000)]
+    keys = write_staging(s3_lake, tmp_path, "customers", DAY, CUSTOMERS, rows[:3000], rows[3000:])
+    assert all(s3_lake.head(key).size > 2 * FOOTER_GUESS for key in keys)  # type: ignore[union-attr]
+    manifest = StagingManifest("customers", DAY, keys, rows=6000, built_at=datetime.now(UTC).isoformat())
+    gets: list[tuple[str, str | None]] = []
+
+    def observe(params: dict[str, Any], **_: Any) -> None:
+        gets.append((params["Key"].rpartition("/")[2], params.get("Range")))
+
+    s3_lake.client.meta.events.register("provide-client-params.s3.GetObject", observe)
+    loaded = load_day(s3_lake, duck, CUSTOMERS_CONTRACT, DAY, manifest)
+    assert loaded.reconciliation is not None and loaded.reconciliation.rows_in_table_for_day == 6000
+    names = [key.rpartition("/")[2] for key in keys]
+    whole = sorted(name for name, byte_range in gets if byte_range is None)
+    ranged = sorted((name, byte_range) for name, byte_range in gets if byte_range is not None)
+    assert whole == names, "each staging file is fetched whole exactly once: by the warehouse's load"
+    assert ranged == [(name, f"bytes=-{FOOTER_GUESS}") for name in names], "footers: one read of each file's end"
 
 
 def test_duckdb_types_from_arrow_and_utc_timestamps(local_lake: LakeStore, tmp_path: Path) -> None:

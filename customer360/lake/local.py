@@ -125,6 +125,14 @@ class LocalLakeStore(LakeStoreBase):
             # A folder is a prefix, not an object: S3 answers NoSuchKey, so answer the same way.
             raise missing_object(key) from None
 
+    def read_tail(self, key: str, length: int) -> bytes:
+        if length <= 0:
+            raise ValueError(f"read_tail of {key!r}: length must be positive, not {length}")
+        with self.open_read(key) as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - length))
+            return f.read()
+
     def download(self, key: str, local_path: Path) -> None:
         local_path = Path(local_path)
         local_path.parent.mkdir(parents=True, exist_ok=True)

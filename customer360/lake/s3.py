@@ -208,6 +208,22 @@ class S3LakeStore(LakeStoreBase):
         # peek and iteration, so pyarrow, gzip, csv and pandas all treat it as a regular binary file.
         return io.BufferedReader(_StreamingBodyRaw(response["Body"], self, key), buffer_size=_READ_BUFFER)
 
+    def read_tail(self, key: str, length: int) -> bytes:
+        if length <= 0:
+            raise ValueError(f"read_tail of {key!r}: length must be positive, not {length}")
+        with self._request("GET", key):
+            try:
+                # A suffix range: the last ``length`` bytes, or the whole object when it is shorter.
+                response = self.client.get_object(Bucket=self.bucket, Key=self._full(key), Range=f"bytes=-{length}")
+            except ClientError as exc:
+                if _code(exc) in _MISSING_CODES:
+                    raise missing_object(key) from exc
+                if _code(exc) == "InvalidRange":  # an empty object has no byte to range over
+                    return b""
+                raise
+            with contextlib.closing(response["Body"]) as body:
+                return body.read()  # type: ignore[no-any-return]
+
     def download(self, key: str, local_path: Path) -> None:
         local_path = Path(local_path)
         local_path.parent.mkdir(parents=True, exist_ok=True)

@@ -238,6 +238,14 @@ class LakeStore(Protocol):
 
     def read_bytes(self, key: str) -> bytes: ...
 
+    def read_tail(self, key: str, length: int) -> bytes:
+        """The object's last ``length`` bytes (the whole object when it is shorter): one ranged GET on S3.
+
+        What a file's trailer needs without fetching the file: a Parquet footer holds its schema and row
+        count (``transfer.parquet_footer``). FileNotFoundError when the key holds no object.
+        """
+        ...
+
     def download(self, key: str, local_path: Path) -> None:
         """Stream the object into a local file (bounded memory)."""
         ...

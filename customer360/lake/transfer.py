@@ -3,7 +3,8 @@
 Every step reads and writes through local files (streamed, never whole in memory): Arrow's readers and
 DuckDB want seekable local files, and the gate needs the bytes twice (validate, then copy) without
 fetching them twice from S3. A local-folder lake serves its trusted zones' files directly, without a
-copy; raw files are always snapshot (``fetch``), since upstream may still be writing them.
+copy; raw files are always snapshot (``fetch``), since upstream may still be writing them. What only a
+file's footer says (a Parquet file's schema and row count) is read from its end alone (``parquet_footer``).
 
 Local file names are fixed or derived from a hash of the key, never the key itself: a key can be up to
 1,024 bytes, a file name only 255.
@@ -19,15 +20,50 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from customer360.lake.store import LakeStore, ObjectInfo
 
 CHUNK = 8 << 20
+# How much of a Parquet file's end one read fetches, hoping it holds the whole footer (Arrow's own first
+# guess is 64 KiB too); a bigger footer costs one more read of exactly its size.
+FOOTER_GUESS = 64 << 10
+_PARQUET_MAGIC = b"PAR1"
 _SUFFIX = re.compile(r"(\.[0-9A-Za-z]{1,10}){0,2}$")
 
 
 def parquet_keys(store: LakeStore, prefix: str) -> list[str]:
     """The Parquet objects under ``prefix`` (a zone partition), skipping anything else kept beside them."""
     return [o.key for o in store.list(prefix) if o.key.endswith(".parquet")]
+
+
+@dataclass(frozen=True)
+class ParquetFooter:
+    """What a Parquet file's footer says about it: its Arrow schema and how many rows it holds."""
+
+    key: str
+    schema: pa.Schema
+    rows: int
+
+
+def parquet_footer(store: LakeStore, key: str) -> ParquetFooter:
+    """The schema and row count of a Parquet object, read from its footer alone (``store.read_tail``).
+
+    A Parquet file ends with its metadata (schema, row groups, row counts), its 4-byte length and
+    ``PAR1``; the metadata is self-contained, so Arrow reads it from those bytes alone. One ranged read
+    for a footer under ``FOOTER_GUESS``, two for a bigger one; never the file's data.
+    """
+    tail = store.read_tail(key, FOOTER_GUESS)
+    if len(tail) < 12 or tail[-4:] != _PARQUET_MAGIC:
+        raise ValueError(f"{key!r} is not a Parquet file: it does not end with a Parquet footer")
+    length = int.from_bytes(tail[-8:-4], "little") + 8
+    if length > len(tail):
+        tail = store.read_tail(key, length)
+        if length > len(tail):
+            raise ValueError(f"{key!r} is not a Parquet file: its footer claims {length} bytes of {len(tail)}")
+    reader = pq.ParquetFile(pa.BufferReader(tail[-length:]))
+    return ParquetFooter(key, reader.schema_arrow, reader.metadata.num_rows)
 
 
 @dataclass(frozen=True)
