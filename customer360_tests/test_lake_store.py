@@ -17,13 +17,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 import pytest
 
 from customer360.defs.resources.lake import LakeResource, lake_resource_from_env
 from customer360.lake.local import LocalLakeStore
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import ImmutableZoneError, LakeStore, ObjectExistsError
+from customer360.lake.transfer import FOOTER_GUESS, parquet_footer
 
 ARCHIVED = "archive/customers/2024-01-01/crm.csv"
 
@@ -70,6 +73,38 @@ def test_put_file_and_download_roundtrip(lake: LakeStore, tmp_path: Path) -> Non
     assert lake.read_bytes("raw/usage/2024-01-01/cdr.bin") == payload
     info = lake.head("raw/usage/2024-01-01/cdr.bin")
     assert info is not None and info.size == len(payload)
+
+
+def test_read_tail_returns_the_end_of_an_object(lake: LakeStore) -> None:
+    payload = os.urandom(200_000)
+    lake.put_bytes("staging/plans/dt=2024-01-01/part-00000.parquet", payload)
+    lake.put_bytes("staging/plans/dt=2024-01-01/empty.bin", b"")
+
+    assert lake.read_tail("staging/plans/dt=2024-01-01/part-00000.parquet", 1000) == payload[-1000:]
+    # Asking for more than the object holds returns all of it, an empty object nothing.
+    assert lake.read_tail("staging/plans/dt=2024-01-01/part-00000.parquet", 300_000) == payload
+    assert lake.read_tail("staging/plans/dt=2024-01-01/empty.bin", 8) == b""
+    with pytest.raises(FileNotFoundError):
+        lake.read_tail("staging/plans/dt=2024-01-01/nope.parquet", 8)
+    with pytest.raises(FileNotFoundError):
+        lake.read_tail("staging/plans", 8)  # a prefix, not an object
+
+
+def test_parquet_footer_reads_schema_and_rows_from_the_end_alone(lake: LakeStore) -> None:
+    small = pa.table({"plan_id": ["P-1", "P-2", "P-3"], "fee": pa.array([1, 2, 3], pa.int64())})
+    # 600 columns: a footer bigger than the first read of a file's end, so it takes a second read.
+    wide = pa.table({f"column_{i:04d}": pa.array(range(50), pa.int64()) for i in range(600)})
+    for name, table in (("small", small), ("wide", wide)):
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        lake.put_bytes(f"staging/plans/dt=2024-01-01/{name}.parquet", sink.getvalue())
+        footer = parquet_footer(lake, f"staging/plans/dt=2024-01-01/{name}.parquet")
+        assert (footer.schema, footer.rows) == (table.schema, table.num_rows)
+    assert int.from_bytes(lake.read_tail("staging/plans/dt=2024-01-01/wide.parquet", 8)[:4], "little") > FOOTER_GUESS
+
+    lake.put_bytes("staging/plans/dt=2024-01-01/notes.txt", b"not parquet at all")
+    with pytest.raises(ValueError, match="not a Parquet file"):
+        parquet_footer(lake, "staging/plans/dt=2024-01-01/notes.txt")
 
 
 def test_missing_keys(lake: LakeStore, tmp_path: Path) -> None:
