@@ -28,7 +28,8 @@ from customer360.checks.models import (
 )
 from customer360.checks.validate import validate_files
 from customer360.contracts import DATASETS, Kind
-from customer360.processing.standardize import ContractEvaluator, clean_schema
+from customer360.contracts.schemas import clean_schema
+from customer360.processing.standardize import ContractEvaluator
 from customer360_tests.test_standardize import rule_rows, valid_row
 
 DAY = date(2024, 1, 1)

@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 from customer360.checks.models import clean_model
 from customer360.checks.validate import validate_files
 from customer360.contracts import PLANS
-from customer360.processing.standardize import ContractEvaluator, clean_schema
+from customer360.contracts.schemas import clean_schema
+from customer360.processing.standardize import ContractEvaluator
 
 DAY = date(2024, 1, 1)
 

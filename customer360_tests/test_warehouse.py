@@ -36,6 +36,7 @@ Known gaps the product's SQL does not hit, so no workaround was needed:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import subprocess
 import sys
@@ -445,6 +446,56 @@ def test_duckdb_widens_decimal_columns_exactly(duck: DuckDBWarehouse, lake: Lake
 
 def test_duckdb_customer_360_mart(duck: DuckDBWarehouse, lake: LakeStore, tmp_path: Path) -> None:
     check_mart(duck, lake, tmp_path)
+
+
+def test_mart_hashes_every_field_the_contract_marks_personal(
+    duck: DuckDBWarehouse, lake: LakeStore, tmp_path: Path
+) -> None:
+    """A customers contract that also marks ``gender`` (a state) and ``tenure`` (an integer) personal: the
+    mart carries their hashes beside email's and msisdn's, and neither value in the clear."""
+    variant = dataclasses.replace(
+        CUSTOMERS_CONTRACT,
+        fields=tuple(
+            dataclasses.replace(f, personal=True) if f.name in ("gender", "tenure") else f
+            for f in CUSTOMERS_CONTRACT.fields
+        ),
+    )
+    rows = [customer("c1", DAY, gender="Female", tenure=12), customer("c2", DAY, gender="Male", tenure=40)]
+    keys = write_staging(lake, tmp_path, "customers", DAY, CUSTOMERS, rows)
+    duck.replace_partition("customers", CUSTOMERS, DAY, keys)
+    duck.ensure_table("activity", ACTIVITY)
+
+    assert build_customer_360(duck, DAY, variant) == 2
+    columns = [
+        row[0]
+        for row in duck.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'customer_360' "
+            "ORDER BY ordinal_position"
+        )
+    ]
+    hashed = ["gender_sha256", "tenure_sha256", "email_sha256", "msisdn_sha256"]
+    assert "gender" not in columns and "tenure" not in columns
+    assert columns[columns.index("churn") + 1 : columns.index("churn") + 5] == hashed
+    assert duck.query(f"SELECT customer_id, {', '.join(hashed)} FROM customer_360 ORDER BY customer_id") == [
+        (
+            "c1",
+            hashlib.sha256(b"Female").hexdigest(),
+            hashlib.sha256(b"12").hexdigest(),
+            hashlib.sha256(b"c1@example.com").hexdigest(),
+            hashlib.sha256(b"447700901000").hexdigest(),
+        ),
+        (
+            "c2",
+            hashlib.sha256(b"Male").hexdigest(),
+            hashlib.sha256(b"40").hexdigest(),
+            hashlib.sha256(b"c2@example.com").hexdigest(),
+            hashlib.sha256(b"447700902000").hexdigest(),
+        ),
+    ]
+    values = {v for row in duck.query("SELECT * FROM customer_360") for v in row}
+    assert not values & {"Female", "Male", 12, 40}, "no value of a personal field in the clear"
+    # Today's contract is untouched by the variant: its mart keeps gender and tenure in the clear.
+    assert {"gender", "tenure"} <= set(MART_SCHEMA.names) and "gender_sha256" not in MART_SCHEMA.names
 
 
 def test_load_step_reconciles_footers_manifest_and_copy(duck: DuckDBWarehouse, lake: LakeStore, tmp_path: Path) -> None:

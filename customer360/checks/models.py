@@ -24,6 +24,16 @@ import pandera.pandas as pdp
 import pyarrow as pa
 
 from customer360.contracts.model import Dataset, Field, Kind, RowRule
+from customer360.contracts.schemas import (
+    CONTRACT_VERSION,
+    E164_PATTERN,
+    LINEAGE_FIELDS,
+    PARTITION_COLUMN,
+    RECORD_DATE,
+    SOURCE_FILE,
+    SOURCE_LINE,
+    joined_fields,
+)
 
 # Check categories: the suffix of the asset check each failure case is reported under.
 SCHEMA = "schema_and_types"
@@ -32,18 +42,6 @@ ALLOWED = "allowed_values"
 RANGES = "value_ranges"
 ROW_RULES = "row_rules"
 UNIQUE = "unique_keys"
-
-E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
-
-CLEAN_LINEAGE: tuple[tuple[str, pa.DataType, bool], ...] = (
-    # name, type, nullable
-    ("partition_date", pa.date32(), False),
-    ("_source_file", pa.string(), False),
-    ("_source_line", pa.int64(), False),
-    ("_contract_version", pa.string(), False),
-    ("_rescued_data", pa.string(), True),
-)
-RECORD_DATE = "_record_date"  # staging snapshots: the business day the winning record arrived on
 
 
 def arrow_dtype(arrow_type: pa.DataType) -> pd.ArrowDtype:
@@ -125,15 +123,16 @@ def _contract_columns(dataset: Dataset) -> dict[str, pdp.Column]:
 
 def _lineage_columns(dataset: Dataset, day: date | None, *, version_pinned: bool) -> dict[str, pdp.Column]:
     columns: dict[str, pdp.Column] = {}
-    for name, arrow_type, nullable in CLEAN_LINEAGE:
+    for lineage in LINEAGE_FIELDS:
+        name = lineage.name
         checks: list[pdp.Check] = []
-        if name == "partition_date" and day is not None:
-            checks.append(pdp.Check.eq(day, error=f"{SCHEMA}:partition_date is the partition's day"))
-        if name == "_source_line":
-            checks.append(pdp.Check.ge(1, error=f"{SCHEMA}:_source_line >= 1"))
-        if name == "_contract_version" and version_pinned:
+        if name == PARTITION_COLUMN and day is not None:
+            checks.append(pdp.Check.eq(day, error=f"{SCHEMA}:{PARTITION_COLUMN} is the partition's day"))
+        if name == SOURCE_LINE:
+            checks.append(pdp.Check.ge(1, error=f"{SCHEMA}:{SOURCE_LINE} >= 1"))
+        if name == CONTRACT_VERSION and version_pinned:
             checks.append(pdp.Check.eq(dataset.version, error=f"{SCHEMA}:written by contract v{dataset.version}"))
-        columns[name] = pdp.Column(arrow_dtype(arrow_type), nullable=nullable, checks=checks)
+        columns[name] = pdp.Column(arrow_dtype(lineage.type), nullable=lineage.nullable, checks=checks)
     return columns
 
 
@@ -144,7 +143,7 @@ def clean_model(dataset: Dataset, day: date | None = None, *, with_uniqueness: b
     ``_contract_version`` must be the contract's. ``with_uniqueness`` adds the per-file uniqueness of
     ``unique_in_file`` fields: only meaningful on a whole partition, not on one batch of it.
     """
-    unique = ["_source_file", *[f.name for f in dataset.fields if f.unique_in_file]]
+    unique = [SOURCE_FILE, *[f.name for f in dataset.fields if f.unique_in_file]]
     return pdp.DataFrameSchema(
         {**_contract_columns(dataset), **_lineage_columns(dataset, day, version_pinned=True)},
         checks=[c for rule in dataset.row_rules for c in _row_rule_check(rule)],
@@ -172,11 +171,9 @@ def staging_model(
             columns[RECORD_DATE] = pdp.Column(
                 arrow_dtype(pa.date32()), nullable=False, checks=[pdp.Check.le(day, error=f"{SCHEMA}:{RECORD_DATE}")]
             )
-    for join in dataset.staging_joins:
-        other = datasets[join.dataset]
-        for column, alias in join.columns:
-            if alias not in columns:
-                columns[alias] = pdp.Column(arrow_dtype(other.field(column).arrow_type), nullable=True)
+    for joined in joined_fields(dataset, datasets):
+        if joined.name not in columns:
+            columns[joined.name] = pdp.Column(arrow_dtype(joined.type), nullable=True)
     return pdp.DataFrameSchema(
         columns,
         checks=[c for rule in dataset.row_rules for c in _row_rule_check(rule)],

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from customer360.checks.models import category_of
+from customer360.contracts.schemas import RESCUED_DATA, SOURCE_FILE, SOURCE_LINE, SOURCE_POSITION
 
 VALIDATION_BATCH_ROWS = 100_000
 # Partitions up to FULL_VALIDATION_ROWS are validated row by row; bigger ones on about SAMPLE_VALIDATION_ROWS
@@ -41,6 +42,7 @@ VALIDATION_BATCH_ROWS = 100_000
 FULL_VALIDATION_ROWS = 2_000_000
 SAMPLE_VALIDATION_ROWS = 1_000_000
 MAX_SAMPLES = 20
+_POSITION = ", ".join(SOURCE_POSITION)  # a sample's file and line, in SQL
 DUCKDB_MEMORY_LIMIT = "400MB"  # as the staging step: the run process stays under 1 GiB
 
 
@@ -96,7 +98,7 @@ def validate_files(
     started = time.perf_counter()
     result = PartitionValidation(files=len(paths))
     wanted_newest = list(newest_of)
-    tracked = ["_rescued_data", "_source_file", *wanted_newest]
+    tracked = [RESCUED_DATA, SOURCE_FILE, *wanted_newest]
     pending: list[pa.RecordBatch] = []
     files = [pq.ParquetFile(path) for path in paths]
     total = sum(f.metadata.num_rows for f in files)
@@ -145,8 +147,7 @@ def _validate_batch(batch: pa.Table, schema: pdp.DataFrameSchema, result: Partit
         return
     except pdp.errors.SchemaErrors as errors:
         cases = errors.failure_cases
-    lineage = ["_source_file", "_source_line"]
-    has_lineage = all(c in frame.columns for c in lineage)
+    has_lineage = all(c in frame.columns for c in SOURCE_POSITION)
     grouped = cases.groupby(["check", "schema_context"], dropna=False, sort=False)
     for (check, context), group in grouped:
         category = category_of(str(check), str(context))
@@ -159,8 +160,8 @@ def _validate_batch(batch: pa.Table, schema: pdp.DataFrameSchema, result: Partit
             }
             index = row.index
             if has_lineage and index is not None and not pd.isna(index) and int(index) in frame.index:
-                sample["_source_file"] = frame.at[int(index), "_source_file"]
-                sample["_source_line"] = int(frame.at[int(index), "_source_line"])
+                sample[SOURCE_FILE] = frame.at[int(index), SOURCE_FILE]
+                sample[SOURCE_LINE] = int(frame.at[int(index), SOURCE_LINE])
             else:
                 sample["file"] = file
             samples.append(sample)
@@ -189,20 +190,20 @@ def _track_rescued(batch: pa.RecordBatch, result: PartitionValidation) -> None:
     Every row of a file rescues the same fields (the file's header, or a JSON Lines batch's keys), so the
     first and last rescued row of each batch name them without parsing every row's JSON.
     """
-    if "_rescued_data" not in batch.schema.names:
+    if RESCUED_DATA not in batch.schema.names:
         return
-    rescued = batch.column("_rescued_data")
+    rescued = batch.column(RESCUED_DATA)
     present = pc.is_valid(rescued)
     count = pc.sum(present).as_py() or 0
     if not count:
         return
     result.rescued_rows += count
     kept = batch.filter(present)
-    values = kept.column("_rescued_data")
+    values = kept.column(RESCUED_DATA)
     for position in {0, len(values) - 1}:
         result.rescued_columns.update(json.loads(values[position].as_py()))
-    if "_source_file" in kept.schema.names:
-        result.rescued_files.update(pc.unique(kept.column("_source_file")).to_pylist())
+    if SOURCE_FILE in kept.schema.names:
+        result.rescued_files.update(pc.unique(kept.column(SOURCE_FILE)).to_pylist())
 
 
 def _track_newest(batch: pa.RecordBatch, columns: list[str], result: PartitionValidation) -> None:
@@ -247,9 +248,9 @@ def duplicate_keys(paths: list[Path], key: list[str], folder: Path) -> Failures:
         (extra_rows,) = connection.execute(f"SELECT coalesce(sum(n - 1), 0) FROM ({duplicated})").fetchone()  # type: ignore[misc]
         if extra_rows:
             sample = connection.execute(
-                f"SELECT {keys}, _source_file, _source_line FROM {relation} WHERE ({keys}) IN "
+                f"SELECT {keys}, {_POSITION} FROM {relation} WHERE ({keys}) IN "
                 f"(SELECT ({keys}) FROM ({duplicated}) ORDER BY {keys} LIMIT {MAX_SAMPLES // 2}) "
-                f"ORDER BY {keys}, _source_file, _source_line LIMIT {MAX_SAMPLES}"
+                f"ORDER BY {keys}, {_POSITION} LIMIT {MAX_SAMPLES}"
             ).fetchall()
             found.add(
                 f"unique({', '.join(key)})",
@@ -259,8 +260,8 @@ def duplicate_keys(paths: list[Path], key: list[str], folder: Path) -> Failures:
                         "check": f"unique({', '.join(key)})",
                         "column": ", ".join(key),
                         "value": ", ".join(str(v) for v in row[: len(key)]),
-                        "_source_file": row[len(key)],
-                        "_source_line": row[len(key) + 1],
+                        SOURCE_FILE: row[len(key)],
+                        SOURCE_LINE: row[len(key) + 1],
                     }
                     for row in sample
                 ],
@@ -289,8 +290,7 @@ def missing_references(paths: list[Path], other: list[Path], on: list[str], fold
         (referencing,) = connection.execute(f"SELECT count(*) FROM {source} s WHERE {not_null}").fetchone()  # type: ignore[misc]
         if count:
             sample = connection.execute(
-                f"SELECT {columns}, _source_file, _source_line FROM ({orphans}) "
-                f"ORDER BY _source_file, _source_line LIMIT {MAX_SAMPLES}"
+                f"SELECT {columns}, {_POSITION} FROM ({orphans}) ORDER BY {_POSITION} LIMIT {MAX_SAMPLES}"
             ).fetchall()
             check = f"references({', '.join(on)})"
             found.add(
@@ -301,8 +301,8 @@ def missing_references(paths: list[Path], other: list[Path], on: list[str], fold
                         "check": check,
                         "column": ", ".join(on),
                         "value": ", ".join(str(v) for v in row[: len(on)]),
-                        "_source_file": row[len(on)],
-                        "_source_line": row[len(on) + 1],
+                        SOURCE_FILE: row[len(on)],
+                        SOURCE_LINE: row[len(on) + 1],
                     }
                     for row in sample
                 ],

@@ -134,9 +134,10 @@ ARROW_TYPES = {
 class RowRule:
     """A rule across fields of one row, evaluated on typed columns.
 
-    ``when_column``/``when_in`` restrict the rule to rows whose ``when_column`` (a canonical value) is one
-    of ``when_in``; ``require_null``/``require_not_null`` name columns that must be null / non-null there;
-    ``not_before`` compares two columns (``column >= other`` when both are present).
+    ``when_column`` with ``when_in`` restricts the rule to rows whose ``when_column`` (a canonical value) is
+    one of ``when_in``; with ``when_not_in``, to rows where it is present and none of ``when_not_in``
+    (without ``when_column`` the rule applies to every row). ``require_null`` names columns that must be
+    null in those rows; ``not_before`` = (later, earlier) requires ``later >= earlier`` where both are present.
     """
 
     name: str

@@ -43,29 +43,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from customer360.contracts.model import Dataset, Field, Kind
+from customer360.contracts.schemas import (
+    CONTRACT_VERSION,
+    E164_PATTERN,
+    PARTITION_COLUMN,
+    QUARANTINE_SCHEMA,
+    RESCUED_DATA,
+    SOURCE_FILE,
+    SOURCE_LINE,
+    clean_schema,
+)
 from customer360.processing.formats import FormatError
-
-LINEAGE_FIELDS = (
-    pa.field("partition_date", pa.date32(), nullable=False),
-    pa.field("_source_file", pa.string(), nullable=False),
-    pa.field("_source_line", pa.int64(), nullable=False),
-    pa.field("_contract_version", pa.string(), nullable=False),
-    pa.field("_rescued_data", pa.string()),
-)
-
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        pa.field("partition_date", pa.date32(), nullable=False),
-        pa.field("_source_file", pa.string(), nullable=False),
-        pa.field("_source_line", pa.int64(), nullable=False),
-        pa.field("rule", pa.string(), nullable=False),
-        pa.field("column", pa.string()),
-        pa.field("value", pa.string()),
-        pa.field("violations", pa.int32(), nullable=False),
-        pa.field("record", pa.string(), nullable=False),
-        pa.field("_contract_version", pa.string(), nullable=False),
-    ]
-)
 
 INT_SHAPE = r"^[+-]?[0-9]+$"
 DATE_SHAPE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
@@ -75,7 +63,6 @@ TIMESTAMP_SHAPE = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
     r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)$"
 )
-_E164 = r"^\+[1-9][0-9]{6,14}$"
 # Digits of the largest int64 and of the magnitude of the smallest: compared as text, never parsed.
 _INT64_MAX_DIGITS = "9223372036854775807"
 _INT64_MIN_DIGITS = "9223372036854775808"
@@ -83,11 +70,6 @@ _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], d
 _JSON_CONTROL = r"[\x00-\x1f]"
 SAMPLE_ROWS = 20
 EVALUATION_THREADS = min(4, os.cpu_count() or 1)
-
-
-def clean_schema(dataset: Dataset) -> pa.Schema:
-    """The clean zone's schema: standardized contract columns, then lineage."""
-    return pa.schema([*dataset.typed_schema, *LINEAGE_FIELDS])
 
 
 def decimal_shape(precision: int, scale: int) -> str:
@@ -300,11 +282,11 @@ class ContractEvaluator:
         self, batch: pa.RecordBatch, typed: dict[str, pa.Array], lines: pa.Array, good: pa.Array | None, rows: int
     ) -> pa.Table:
         lineage = {
-            "partition_date": _constant(self.partition_date, pa.date32(), rows),
-            "_source_file": _constant(self.source_file, pa.string(), rows),
-            "_source_line": lines,
-            "_contract_version": _constant(self.dataset.version, pa.string(), rows),
-            "_rescued_data": self._rescued_data(batch, rows),
+            PARTITION_COLUMN: _constant(self.partition_date, pa.date32(), rows),
+            SOURCE_FILE: _constant(self.source_file, pa.string(), rows),
+            SOURCE_LINE: lines,
+            CONTRACT_VERSION: _constant(self.dataset.version, pa.string(), rows),
+            RESCUED_DATA: self._rescued_data(batch, rows),
         }
         columns = [typed[f.name] if f.name in typed else lineage[f.name] for f in self._schema]
         table = pa.Table.from_arrays(columns, schema=self._schema)
@@ -330,15 +312,15 @@ class ContractEvaluator:
         bad = batch.take(where)
         return pa.table(
             {
-                "partition_date": _constant(self.partition_date, pa.date32(), count),
-                "_source_file": _constant(self.source_file, pa.string(), count),
-                "_source_line": lines,
+                PARTITION_COLUMN: _constant(self.partition_date, pa.date32(), count),
+                SOURCE_FILE: _constant(self.source_file, pa.string(), count),
+                SOURCE_LINE: lines,
                 "rule": verdicts.rule,
                 "column": verdicts.column,
                 "value": verdicts.value,
                 "violations": verdicts.count,
                 "record": json_objects(bad.schema.names, bad.columns),
-                "_contract_version": _constant(self.dataset.version, pa.string(), count),
+                CONTRACT_VERSION: _constant(self.dataset.version, pa.string(), count),
             },
             schema=QUARANTINE_SCHEMA,
         )
@@ -421,7 +403,7 @@ def _convert(contract_field: Field, value: pa.Array) -> Converted:
     elif kind is Kind.PHONE:
         digits = pc.replace_substring_regex(value, r"[\s\-().]", "")
         digits = pc.replace_substring_regex(digits, r"^00", "+")
-        ok = pc.match_substring_regex(digits, _E164)
+        ok = pc.match_substring_regex(digits, E164_PATTERN)
         violations.append(Violation("e164", name, _false_where(ok)))
         typed = pc.if_else(pc.fill_null(ok, False), digits, pa.nulls(len(value), pa.string()))
     elif kind in (Kind.FLAG, Kind.STATE):

@@ -26,19 +26,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from customer360.contracts import Dataset
+from customer360.contracts.schemas import QUARANTINE_SCHEMA, SOURCE_FILE, SOURCE_LINE, clean_schema
 from customer360.lake import layout
 from customer360.lake.ledger import Ledger, LedgerEntry, current_archive_versions
 from customer360.lake.store import LakeStore
 from customer360.lake.transfer import fetch_many, parquet_keys, scratch_dir
 from customer360.processing.formats import StringBatches, detect_format
 from customer360.processing.parsed import claim
-from customer360.processing.standardize import (
-    QUARANTINE_SCHEMA,
-    ContractEvaluator,
-    FileStats,
-    clean_schema,
-    evaluate_stream,
-)
+from customer360.processing.standardize import ContractEvaluator, FileStats, evaluate_stream
 
 PARQUET_COMPRESSION = "zstd"
 PROGRESS_EVERY_ROWS = 1_000_000
@@ -214,8 +209,8 @@ def query_quarantine(
     if column is not None:
         table = table.filter(pc.equal(table["column"], column))
     if source_contains is not None:
-        table = table.filter(pc.match_substring(table["_source_file"], source_contains))
-    return table.sort_by([("_source_file", "ascending"), ("_source_line", "ascending")])
+        table = table.filter(pc.match_substring(table[SOURCE_FILE], source_contains))
+    return table.sort_by([(SOURCE_FILE, "ascending"), (SOURCE_LINE, "ascending")])
 
 
 def _read_parquet(store: LakeStore, keys: list[str], schema: pa.Schema) -> pa.Table:

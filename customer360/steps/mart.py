@@ -5,8 +5,11 @@ churn flag) with usage over the trailing 30 days ending at ``mart_date`` (partit
 mart_date of ``activity``). Like the loads, a day is rebuilt by delete + insert in one transaction, so
 a rebuild after a corrected staging day replaces the mart day instead of adding to it.
 
-Personal data: ``email`` and ``msisdn`` never reach the mart; it carries their SHA-256 (hex) of the
-trimmed, lower-cased value, so marts can still be joined on them without exposing the raw values.
+Personal data: no column the customers contract marks ``personal`` (``Field.personal``; today ``email``
+and ``msisdn``) reaches the mart; it carries ``<column>_sha256``, the SHA-256 (hex) of the trimmed value
+(lower-cased too for a lower-cased kind such as email), so marts can still be joined on them without
+exposing the raw values. A field newly marked personal is hashed in the mart the moment it is declared,
+a profile column among them included (``mart_schema``, ``mart_sql``).
 
 Why one template rendered per dialect: the statement is identical on DuckDB and Snowflake except for
 the bind placeholder syntax and the hash function (DuckDB ``sha256(x)``, Snowflake ``SHA2(x, 256)``).
@@ -15,49 +18,52 @@ the bind placeholder syntax and the hash function (DuckDB ``sha256(x)``, Snowfla
 
 from __future__ import annotations
 
+import textwrap
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
 
+from customer360.contracts import CUSTOMERS, Dataset, Field, Kind
+from customer360.contracts.schemas import personal_columns, staging_schema
 from customer360.warehouse.base import Dialect, Warehouse
 
 MART_TABLE = "customer_360"
 WINDOW_DAYS = 30
 
-# The mart's columns; the backends map them to their own types (as for staging tables).
-MART_SCHEMA = pa.schema(
-    [
-        pa.field("mart_date", pa.date32(), nullable=False),
-        pa.field("customer_id", pa.string(), nullable=False),
-        pa.field("gender", pa.string()),
-        pa.field("senior_citizen", pa.bool_()),
-        pa.field("partner", pa.bool_()),
-        pa.field("dependents", pa.bool_()),
-        pa.field("contract", pa.string()),
-        pa.field("payment_method", pa.string()),
-        pa.field("internet_service", pa.string()),
-        pa.field("plan_id", pa.string()),
-        pa.field("plan_name", pa.string()),
-        pa.field("plan_monthly_fee", pa.decimal128(12, 2)),
-        pa.field("tenure", pa.int64()),
-        pa.field("churn", pa.bool_()),
-        pa.field("email_sha256", pa.string()),
-        pa.field("msisdn_sha256", pa.string()),
-        pa.field("voice_minutes_30d", pa.decimal128(18, 2), nullable=False),
-        pa.field("sms_count_30d", pa.int64(), nullable=False),
-        pa.field("data_mb_30d", pa.decimal128(18, 3), nullable=False),
-        # The exact sum of 4-place charges (activity_logs 1.1.0): never rounded to cents here.
-        pa.field("charges_30d", pa.decimal128(20, 4), nullable=False),
-        pa.field("events_30d", pa.int64(), nullable=False),
-        pa.field("roaming_share_30d", pa.float64(), nullable=False),
-        pa.field("last_activity_ts", pa.timestamp("us", tz="UTC")),
-    ]
+# The customers snapshot's columns the mart carries, in mart order; one the contract marks personal is
+# carried hashed instead (with the other hashed columns, after these).
+PROFILE_COLUMNS = (
+    "gender",
+    "senior_citizen",
+    "partner",
+    "dependents",
+    "contract",
+    "payment_method",
+    "internet_service",
+    "plan_id",
+    "plan_name",
+    "plan_monthly_fee",
+    "tenure",
+    "churn",
+)
+HASH_SUFFIX = "_sha256"
+
+# The usage columns, computed in the warehouse over the window.
+USAGE_FIELDS = (
+    pa.field("voice_minutes_30d", pa.decimal128(18, 2), nullable=False),
+    pa.field("sms_count_30d", pa.int64(), nullable=False),
+    pa.field("data_mb_30d", pa.decimal128(18, 3), nullable=False),
+    # The exact sum of 4-place charges (activity_logs 1.1.0): never rounded to cents here.
+    pa.field("charges_30d", pa.decimal128(20, 4), nullable=False),
+    pa.field("events_30d", pa.int64(), nullable=False),
+    pa.field("roaming_share_30d", pa.float64(), nullable=False),
+    pa.field("last_activity_ts", pa.timestamp("us", tz="UTC")),
 )
 
 # What each column holds, for the UI's column schema (the mart is the table analysts read).
-MART_DESCRIPTIONS = {
+_DESCRIPTIONS = {
     "mart_date": "the day this row describes (the partition)",
     "customer_id": "the CRM's customer id",
     "gender": "from the customers snapshot of mart_date",
@@ -72,8 +78,6 @@ MART_DESCRIPTIONS = {
     "plan_monthly_fee": "the plan's monthly fee, from the plans snapshot of mart_date",
     "tenure": "months as a customer",
     "churn": "the CRM's churn flag",
-    "email_sha256": "SHA-256 (hex) of the trimmed, lower-cased email; the email itself never reaches the mart",
-    "msisdn_sha256": "SHA-256 (hex) of the trimmed E.164 phone number; pseudonymous, not anonymous",
     "voice_minutes_30d": "voice minutes over the 30 days ending at mart_date",
     "sms_count_30d": "SMS over the 30 days ending at mart_date",
     "data_mb_30d": "data MB over the 30 days ending at mart_date",
@@ -83,33 +87,54 @@ MART_DESCRIPTIONS = {
     "last_activity_ts": "the newest activity event up to mart_date (UTC)",
 }
 
-# {p_name} is a bind placeholder, {hash(...)} a SHA-256 hex digest; see _render.
+
+def _clear_columns(customers: Dataset) -> list[str]:
+    personal = personal_columns(customers)
+    return [name for name in PROFILE_COLUMNS if name not in personal]
+
+
+def mart_schema(customers: Dataset = CUSTOMERS) -> pa.Schema:
+    """The mart's columns for a customers contract; the backends map them to their own types."""
+    staged = staging_schema(customers)
+    return pa.schema(
+        [
+            pa.field("mart_date", pa.date32(), nullable=False),
+            staged.field("customer_id"),
+            *(staged.field(name) for name in _clear_columns(customers)),
+            *(pa.field(name + HASH_SUFFIX, pa.string()) for name in personal_columns(customers)),
+            *USAGE_FIELDS,
+        ]
+    )
+
+
+def _hashed_description(name: str, field: Field) -> str:
+    if field.kind is Kind.PHONE:
+        return "SHA-256 (hex) of the trimmed E.164 phone number; pseudonymous, not anonymous"
+    lowered = ", lower-cased" if field.kind is Kind.LOWER_TEXT else ""
+    return f"SHA-256 (hex) of the trimmed{lowered} {name}; the {name} itself never reaches the mart"
+
+
+def mart_descriptions(customers: Dataset = CUSTOMERS) -> dict[str, str]:
+    """What each mart column holds, for the UI's column schema."""
+    hashed = {name + HASH_SUFFIX: _hashed_description(name, f) for name, f in personal_columns(customers).items()}
+    return {name: _DESCRIPTIONS.get(name) or hashed[name] for name in mart_schema(customers).names}
+
+
+MART_SCHEMA = mart_schema()
+MART_DESCRIPTIONS = mart_descriptions()
+
+# {p_name} is a bind placeholder, {customer_columns} the mart's columns from the customers snapshot
+# (profile, then personal data hashed); see _render.
 _DELETE_TEMPLATE = "DELETE FROM customer_360 WHERE mart_date = {p_mart_date}"
 
 _INSERT_TEMPLATE = """
 INSERT INTO customer_360 (
-    mart_date, customer_id, gender, senior_citizen, partner, dependents, contract, payment_method,
-    internet_service, plan_id, plan_name, plan_monthly_fee, tenure, churn, email_sha256, msisdn_sha256,
-    voice_minutes_30d, sms_count_30d, data_mb_30d, charges_30d, events_30d, roaming_share_30d,
-    last_activity_ts
+{columns}
 )
 SELECT
     c.partition_date,
     c.customer_id,
-    c.gender,
-    c.senior_citizen,
-    c.partner,
-    c.dependents,
-    c.contract,
-    c.payment_method,
-    c.internet_service,
-    c.plan_id,
-    c.plan_name,
-    c.plan_monthly_fee,
-    c.tenure,
-    c.churn,
-    {hash_email},
-    {hash_msisdn},
+{customer_columns}
     COALESCE(u.voice_minutes, 0),
     COALESCE(u.sms_count, 0),
     COALESCE(u.data_mb, 0),
@@ -160,13 +185,25 @@ _DIALECT_PARTS: dict[Dialect, dict[str, str]] = {
 }
 
 
-def _render(template: str, dialect: Dialect) -> str:
+def _hash_input(name: str, field: Field) -> str:
+    """The text a personal column is hashed from: trimmed (and lower-cased for a lower-cased kind)."""
+    if field.kind is Kind.LOWER_TEXT:
+        return f"LOWER(TRIM(c.{name}))"
+    if pa.types.is_string(field.arrow_type):
+        return f"TRIM(c.{name})"
+    return f"TRIM(CAST(c.{name} AS VARCHAR))"
+
+
+def _render(template: str, dialect: Dialect, customers: Dataset) -> str:
     parts = _DIALECT_PARTS[dialect]
+    schema = mart_schema(customers)
+    hashed = [parts["sha256"].format(expr=_hash_input(n, f)) for n, f in personal_columns(customers).items()]
+    values = [f"c.{name}" for name in _clear_columns(customers)] + hashed
     return template.format(
         p_mart_date=parts["param"].format(name="mart_date"),
         p_window_start=parts["param"].format(name="window_start"),
-        hash_email=parts["sha256"].format(expr="LOWER(TRIM(c.email))"),
-        hash_msisdn=parts["sha256"].format(expr="TRIM(c.msisdn)"),
+        columns=textwrap.fill(", ".join(schema.names), width=105, initial_indent="    ", subsequent_indent="    "),
+        customer_columns="\n".join(f"    {value}," for value in values),
     )
 
 
@@ -179,21 +216,27 @@ _TEMPLATES = {
     "check_activity": _CHECK_ACTIVITY_TEMPLATE,
 }
 
-# Every mart statement, per dialect, as issued.
-MART_SQL: dict[Dialect, dict[str, str]] = {
-    dialect: {name: _render(template, dialect) for name, template in _TEMPLATES.items()}
-    for dialect in ("duckdb", "snowflake")
-}
+
+def mart_sql(customers: Dataset = CUSTOMERS) -> dict[Dialect, dict[str, str]]:
+    """Every mart statement, per dialect, as issued for a customers contract."""
+    return {
+        dialect: {name: _render(template, dialect, customers) for name, template in _TEMPLATES.items()}
+        for dialect in ("duckdb", "snowflake")
+    }
+
+
+# Every mart statement, per dialect, as issued (today's customers contract).
+MART_SQL: dict[Dialect, dict[str, str]] = mart_sql()
 
 
 def _window(mart_date: date) -> dict[str, date]:
     return {"mart_date": mart_date, "window_start": mart_date - timedelta(days=WINDOW_DAYS - 1)}
 
 
-def build_customer_360(warehouse: Warehouse, mart_date: date) -> int:
+def build_customer_360(warehouse: Warehouse, mart_date: date, customers: Dataset = CUSTOMERS) -> int:
     """Rebuild the mart rows of ``mart_date``; returns how many rows the day now has."""
-    sql = MART_SQL[warehouse.dialect]
-    warehouse.ensure_table(MART_TABLE, MART_SCHEMA)
+    sql = mart_sql(customers)[warehouse.dialect]
+    warehouse.ensure_table(MART_TABLE, mart_schema(customers))
     window = _window(mart_date)
     results = warehouse.execute_in_transaction(
         [

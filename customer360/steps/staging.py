@@ -29,14 +29,19 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from customer360.contracts import DATASETS, Dataset
+from customer360.contracts.schemas import (
+    DUCKDB_LAKE_TYPES,
+    PARTITION_COLUMN,
+    RECORD_DATE,
+    SOURCE_POSITION,
+    sql_type,
+)
 from customer360.lake import layout
 from customer360.lake.store import LakeStore
 from customer360.lake.transfer import fetch_many, parquet_keys, scratch_dir
-from customer360.processing.standardize import clean_schema
 
 STAGING_FILE_BYTES = "200MB"
 # DuckDB's default row group: reads well; a bigger one buffers more rows per writer thread and, under the
@@ -67,22 +72,6 @@ class StagingResult:
     def duplicates_dropped(self) -> int:
         """Clean event rows that repeated a key already kept (events only; snapshots replace by key)."""
         return self.input_rows - self.rows if self.input_rows else 0
-
-
-def staging_schema(dataset: Dataset) -> pa.Schema:
-    """The columns a staging partition has, derived from the contract (used before any file exists)."""
-    fields = [pa.field("partition_date", pa.date32(), nullable=False)]
-    fields += [f for f in clean_schema(dataset) if f.name != "partition_date"]
-    if dataset.snapshot:
-        fields.append(pa.field("_record_date", pa.date32()))
-    for join in dataset.staging_joins:
-        other = DATASETS[join.dataset]
-        fields += [
-            pa.field(alias, other.field(column).arrow_type)
-            for column, alias in join.columns
-            if alias not in {f.name for f in fields}
-        ]
-    return pa.schema(fields)
 
 
 def _quote(name: str) -> str:
@@ -343,7 +332,7 @@ def _event_source(
         return None, 0
     paths = fetch_many(store, clean_keys, folder)
     rows = sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
-    order = ", ".join(f"{_quote(c)}" for c in dataset.order_by) or "_source_file, _source_line"
+    order = ", ".join(f"{_quote(c)}" for c in dataset.order_by) or ", ".join(SOURCE_POSITION)
     keys = ", ".join(_quote(c) for c in dataset.dedup_key)
     row_hash = f"hash({', '.join(f's.{_quote(c)}' for c in dataset.dedup_key)})"
     read = f"read_parquet({_paths_sql(paths)}, union_by_name = true, hive_partitioning = false)"
@@ -372,7 +361,7 @@ def _snapshot_source(
             raise SnapshotPredecessorError(dataset, result.day, [basis.previous])
         if manifest.files:
             previous = fetch_many(store, manifest.files, folder)
-            excluded = ", ".join(_quote(c) for c in ["partition_date", *sorted(joined)])
+            excluded = ", ".join(_quote(c) for c in [PARTITION_COLUMN, *sorted(joined)])
             parts.append(
                 f"SELECT * EXCLUDE ({excluded}) "
                 f"FROM read_parquet({_paths_sql(previous)}, union_by_name = true, hive_partitioning = false)"
@@ -381,7 +370,7 @@ def _snapshot_source(
     if history:
         paths = fetch_many(store, history, folder)
         parts.append(
-            f"SELECT * EXCLUDE (partition_date), partition_date AS _record_date "
+            f"SELECT * EXCLUDE ({PARTITION_COLUMN}), {PARTITION_COLUMN} AS {RECORD_DATE} "
             f"FROM read_parquet({_paths_sql(paths)}, union_by_name = true, hive_partitioning = false)"
         )
     if not parts:
@@ -424,8 +413,8 @@ def _enriched(dataset: Dataset, day: date, source_sql: str, relations: list[str]
             if column not in join.on or name != column:
                 select.append(f"{alias}.{_quote(column)} AS {_quote(name)}")
     # Snapshot sources carry _record_date instead of partition_date; events keep their own until here.
-    carried = "*" if dataset.snapshot else "* EXCLUDE (partition_date)"
-    source = f"(SELECT DATE '{day.isoformat()}' AS partition_date, {carried} FROM ({source_sql}))"
+    carried = "*" if dataset.snapshot else f"* EXCLUDE ({PARTITION_COLUMN})"
+    source = f"(SELECT DATE '{day.isoformat()}' AS {PARTITION_COLUMN}, {carried} FROM ({source_sql}))"
     query = f"SELECT {', '.join(select)} FROM {source} s {' '.join(joins)}"
     if not ordered:
         return query
@@ -434,14 +423,5 @@ def _enriched(dataset: Dataset, day: date, source_sql: str, relations: list[str]
 
 
 def _column_types(dataset: Dataset, columns: list[str]) -> dict[str, str]:
-    mapping = {"string": "VARCHAR", "int64": "BIGINT", "bool": "BOOLEAN", "date32[day]": "DATE"}
-    types = {}
-    for column in columns:
-        arrow_type = str(dataset.field(column).arrow_type)
-        if arrow_type.startswith("decimal128"):
-            types[column] = arrow_type.replace("decimal128", "DECIMAL")
-        elif arrow_type.startswith("timestamp"):
-            types[column] = "TIMESTAMPTZ"
-        else:
-            types[column] = mapping[arrow_type]
-    return types
+    """The types this step's DuckDB reads the columns with from Parquet (for typed NULLs standing in for them)."""
+    return {column: sql_type(dataset.field(column).arrow_type, DUCKDB_LAKE_TYPES) for column in columns}

@@ -6,7 +6,8 @@ day's rows with exactly these files" in one transaction, so a replay never dupli
 rows, and a corrected day replaces its rows. Both backends must behave the same way and are tested the
 same way; the zone code and the Dagster assets only talk to this protocol.
 
-Tables are created and evolved from the Arrow schemas the datasets declare (no column lists here):
+Tables are created and evolved from the Arrow schemas the datasets declare (no column lists here; the
+Arrow-to-SQL types of each engine are ``contracts.schemas``' ``TypeNames``):
 a new nullable field becomes ``ADD COLUMN`` (old rows read NULL); a decimal column declared with more
 places or more whole digits (a contract that now states 4 places where the table holds 2) is widened in
 place, every existing value kept exactly; anything else that would rewrite existing rows (a new NOT NULL
@@ -22,6 +23,8 @@ from datetime import date
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
+
+from customer360.contracts.schemas import PARTITION_COLUMN, TypeNames, sql_type
 
 Dialect = Literal["duckdb", "snowflake"]
 
@@ -40,15 +43,10 @@ _STAGING_KEY = re.compile(
     r"^staging/(?P<namespace>[a-z0-9_]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/(?P<file>[A-Za-z0-9_.=-]+\.parquet)$"
 )
 
-PARTITION_COLUMN = "partition_date"
-
 # The table DDL both backends issue (identifiers validated before formatting). IF NOT EXISTS: two runs
 # creating or evolving the same table, one after the other or at once, must both succeed.
 CREATE_TABLE_SQL = "CREATE TABLE IF NOT EXISTS {table} (\n    {columns}\n)"
 ADD_COLUMN_SQL = "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {type}"
-
-_ARROW_INTEGERS = (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64())
-
 
 class WarehouseError(Exception):
     """Base class for warehouse failures the caller should surface (not retry blindly)."""
@@ -207,53 +205,6 @@ def new_fields(schema: pa.Schema, existing_columns: Iterable[str]) -> list[pa.Fi
             "Declare them nullable (added with NULL for old rows) or migrate the table explicitly."
         )
     return missing
-
-
-@dataclass(frozen=True)
-class TypeNames:
-    """One dialect's column type for each kind of Arrow type a staging schema may declare.
-
-    Each backend module defines its instance next to the reasons for its choices (timestamps above all).
-    """
-
-    engine: str  # in the error for an unmapped type: "no <engine> mapping for Arrow type ..."
-    boolean: str
-    integers: Mapping[pa.DataType, str]  # every Arrow integer type, signed and unsigned
-    float32: str
-    floating: str  # the other floating types (float64, float16)
-    decimal: str  # formatted with ``precision`` and ``scale``
-    string: str  # string and large_string
-    date: str
-    timestamp: str
-    binary: str  # binary and large_binary
-
-    @staticmethod
-    def every_integer(name: str) -> dict[pa.DataType, str]:
-        """``integers`` for a dialect with one integer type of any width."""
-        return dict.fromkeys(_ARROW_INTEGERS, name)
-
-
-def sql_type(data_type: pa.DataType, names: TypeNames) -> str:
-    """The column type ``names`` gives an Arrow type; TypeError for a type no backend maps."""
-    if pa.types.is_boolean(data_type):
-        return names.boolean
-    if pa.types.is_integer(data_type):
-        return names.integers[data_type]
-    if pa.types.is_float32(data_type):
-        return names.float32
-    if pa.types.is_floating(data_type):
-        return names.floating
-    if pa.types.is_decimal(data_type):
-        return names.decimal.format(precision=data_type.precision, scale=data_type.scale)
-    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
-        return names.string
-    if pa.types.is_date(data_type):
-        return names.date
-    if pa.types.is_timestamp(data_type):
-        return names.timestamp
-    if pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type):
-        return names.binary
-    raise TypeError(f"no {names.engine} mapping for Arrow type {data_type}")
 
 
 def column_definition(arrow_field: pa.Field, type_name: str) -> str:

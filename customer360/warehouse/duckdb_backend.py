@@ -25,19 +25,18 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from customer360.contracts.schemas import DUCKDB_TYPES, sql_type
 from customer360.lake.store import LakeStore
 from customer360.warehouse.base import (
     Dialect,
     FileLoadResult,
     LoadResult,
     Params,
-    TypeNames,
     WarehouseLoadError,
     check_identifier,
     check_rows_in_partition,
     create_or_evolve_table,
     partition_load,
-    sql_type,
 )
 
 # Every statement this backend issues. Identifiers are validated (check_identifier) before formatting.
@@ -57,32 +56,6 @@ DELETE_PARTITION_SQL = "DELETE FROM {table} WHERE partition_date = ?"
 # INSERT ... SELECT names both sides, so column order in the file does not matter.
 INSERT_FILE_SQL = "INSERT INTO {table} ({columns}) SELECT {select} FROM read_parquet(?)"
 COUNT_PARTITION_SQL = "SELECT count(*) FROM {table} WHERE partition_date = ?"
-
-
-# Arrow type -> DuckDB column type. Timestamps become TIMESTAMP holding UTC wall-clock time (like
-# TIMESTAMP_NTZ on Snowflake) so that both backends return the same values and date arithmetic never
-# depends on a session time zone.
-DUCKDB_TYPES = TypeNames(
-    engine="DuckDB",
-    boolean="BOOLEAN",
-    integers={
-        pa.int8(): "TINYINT",
-        pa.int16(): "SMALLINT",
-        pa.int32(): "INTEGER",
-        pa.int64(): "BIGINT",
-        pa.uint8(): "UTINYINT",
-        pa.uint16(): "USMALLINT",
-        pa.uint32(): "UINTEGER",
-        pa.uint64(): "UBIGINT",
-    },
-    float32="FLOAT",
-    floating="DOUBLE",
-    decimal="DECIMAL({precision},{scale})",
-    string="VARCHAR",
-    date="DATE",
-    timestamp="TIMESTAMP",  # UTC wall-clock time, see above
-    binary="BLOB",
-)
 
 
 def duckdb_type(data_type: pa.DataType) -> str:

@@ -23,18 +23,17 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from customer360.contracts.schemas import SNOWFLAKE_TYPES, sql_type
 from customer360.warehouse.base import (
     Dialect,
     FileLoadResult,
     LoadResult,
     Params,
-    TypeNames,
     WarehouseLoadError,
     check_identifier,
     check_rows_in_partition,
     create_or_evolve_table,
     partition_load,
-    sql_type,
 )
 
 if TYPE_CHECKING:
@@ -80,25 +79,6 @@ ROLLBACK_SQL = "ROLLBACK"
 
 # A stage or integration name, optionally qualified (db.schema.stage).
 _QUALIFIED_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$")
-
-
-# Arrow type -> Snowflake column type. Timestamps are TIMESTAMP_NTZ holding UTC. Why not TIMESTAMP_TZ:
-# Parquet stores instants without an offset, so Snowflake would stamp each value with the loading
-# session's TIMEZONE; the same event could carry different offsets depending on who loaded it, and
-# DATE(event_ts) would shift with it. The contract says every timestamp is UTC, so NTZ-in-UTC is exact,
-# deterministic, and behaves like DuckDB's TIMESTAMP in the mart SQL.
-SNOWFLAKE_TYPES = TypeNames(
-    engine="Snowflake",
-    boolean="BOOLEAN",
-    integers=TypeNames.every_integer("NUMBER(38,0)"),
-    float32="FLOAT",
-    floating="FLOAT",
-    decimal="NUMBER({precision},{scale})",
-    string="VARCHAR",
-    date="DATE",
-    timestamp="TIMESTAMP_NTZ",  # in UTC, see above
-    binary="BINARY",
-)
 
 
 def snowflake_type(data_type: pa.DataType) -> str:

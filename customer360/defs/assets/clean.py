@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from customer360.contracts import Dataset
+from customer360.contracts.schemas import clean_schema
 from customer360.defs.assets.days import DayEvent, DayRecord, days_of, record_days
 from customer360.defs.assets.metadata import column_descriptions, column_schema, peak_memory_mb, preview
 from customer360.defs.checks import check_specs, clean_checks, run_clean_checks
@@ -23,7 +24,6 @@ from customer360.defs.resources.lake import LakeResource
 from customer360.lake import layout
 from customer360.lake.store import LakeStore
 from customer360.lake.transfer import fetch_many, scratch_dir
-from customer360.processing.standardize import clean_schema
 from customer360.steps.clean import clean_partition
 
 

@@ -21,6 +21,7 @@ from datetime import date
 import dagster as dg
 
 from customer360.contracts import ACTIVITY_LOGS, CUSTOMERS
+from customer360.contracts.schemas import personal_columns, staging_schema
 from customer360.defs.assets.days import DayEvent, DayRecord, days_of, record_days
 from customer360.defs.assets.metadata import column_schema, rows_preview
 from customer360.defs.assets.staging import wait_for_running_builds
@@ -40,7 +41,7 @@ from customer360.steps.mart import (
     mart_checks,
     snapshot_customers,
 )
-from customer360.steps.staging import read_staging_manifest, staging_schema
+from customer360.steps.staging import read_staging_manifest
 from customer360.warehouse.base import Warehouse, sample_rows
 
 PREVIEW_COLUMNS = [f.name for f in MART_SCHEMA][:14]
@@ -57,7 +58,7 @@ PREVIEW_COLUMNS = [f.name for f in MART_SCHEMA][:14]
     pool=WAREHOUSE_POOL,
     description="Customer 360: profile, current plan and fee, tenure, churn flag and trailing-30-day usage "
     "(voice minutes, SMS, data MB, charges, roaming share, last activity) per customer per day. "
-    "email and msisdn are SHA-256 hashed.",
+    f"{' and '.join(personal_columns(CUSTOMERS))} are SHA-256 hashed.",
     check_specs=check_specs(MART_KEY, MART_CHECKS),
 )
 def customer_360(
