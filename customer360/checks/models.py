@@ -54,8 +54,8 @@ def _value_checks(field: Field) -> list[pdp.Check]:
     if field.kind is Kind.STATE:
         canonical = [field.canonical_state(s) for s in field.states]
         checks.append(pdp.Check.isin(canonical, error=f"{ALLOWED}:{field.name}"))
-    if field.kind in (Kind.TEXT, Kind.LOWER_TEXT) and field.pattern:
-        checks.append(pdp.Check.str_matches(f"^(?:{field.pattern})$", error=f"{ALLOWED}:{field.name} pattern"))
+    if field.kind in (Kind.TEXT, Kind.LOWER_TEXT) and field.full_pattern:
+        checks.append(pdp.Check.str_matches(field.full_pattern, error=f"{ALLOWED}:{field.name} pattern"))
     if field.kind is Kind.PHONE:
         checks.append(pdp.Check.str_matches(E164_PATTERN, error=f"{ALLOWED}:{field.name} E.164"))
     if field.kind is Kind.LOWER_TEXT:

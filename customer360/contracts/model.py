@@ -68,6 +68,11 @@ class Field:
     def arrow_type(self) -> pa.DataType:
         return ARROW_TYPES[self.kind](self)
 
+    @property
+    def full_pattern(self) -> str | None:
+        """``pattern`` anchored at both ends: what a whole trimmed value must match (None without one)."""
+        return f"^(?:{self.pattern})$" if self.pattern else None
+
     def canonical_state(self, source_value: str) -> str:
         return snake_case(source_value)
 

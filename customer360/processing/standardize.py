@@ -397,8 +397,8 @@ def _convert(contract_field: Field, value: pa.Array) -> Converted:
     kind = contract_field.kind
     if kind in (Kind.TEXT, Kind.LOWER_TEXT):
         typed = pc.utf8_lower(value) if kind is Kind.LOWER_TEXT else value
-        if contract_field.pattern:
-            matches = pc.match_substring_regex(value, f"^(?:{contract_field.pattern})$")
+        if contract_field.full_pattern:
+            matches = pc.match_substring_regex(value, contract_field.full_pattern)
             violations.append(Violation("pattern", name, _false_where(matches)))
     elif kind is Kind.PHONE:
         digits = pc.replace_substring_regex(value, r"[\s\-().]", "")

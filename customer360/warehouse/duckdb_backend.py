@@ -59,7 +59,7 @@ COUNT_PARTITION_SQL = "SELECT count(*) FROM {table} WHERE partition_date = ?"
 
 
 def duckdb_type(data_type: pa.DataType) -> str:
-    """The DuckDB column type for an Arrow type (``DUCKDB_TYPES``; timestamps are TIMESTAMP in UTC)."""
+    """The DuckDB column type for an Arrow type (``contracts.schemas.DUCKDB_TYPES``: TIMESTAMP in UTC)."""
     return sql_type(data_type, DUCKDB_TYPES)
 
 

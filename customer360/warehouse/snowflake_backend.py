@@ -82,7 +82,7 @@ _QUALIFIED_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]
 
 
 def snowflake_type(data_type: pa.DataType) -> str:
-    """The Snowflake column type for an Arrow type (``SNOWFLAKE_TYPES``; timestamps are TIMESTAMP_NTZ in UTC)."""
+    """The Snowflake column type for an Arrow type (``contracts.schemas.SNOWFLAKE_TYPES``: TIMESTAMP_NTZ in UTC)."""
     return sql_type(data_type, SNOWFLAKE_TYPES)
 
 
