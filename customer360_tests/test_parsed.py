@@ -1,4 +1,4 @@
-"""Clean types the gate's parse of a file instead of parsing the archive again, and gets the same result.
+"""Clean writes the gate's typed rows of a file instead of parsing and typing the archive again: same result.
 
 The files here vary what the readers must carry over exactly: JSON Lines blocks with different key
 sets (a key only in some blocks, a block with an optional key absent everywhere, unknown keys kept in
@@ -24,6 +24,7 @@ from customer360.lake.ledger import ARCHIVED, REJECTED, Ledger
 from customer360.lake.store import LakeStore
 from customer360.processing import formats, parsed
 from customer360.processing.formats import detect_format
+from customer360.processing.standardize import ContractEvaluator, evaluate_stream
 from customer360.steps.clean import clean_partition, read_clean, read_quarantine
 from customer360.steps.gate import run_gate
 from customer360_tests.corpus import CUSTOMERS_HEADER, customer_row, event
@@ -77,7 +78,13 @@ def cleaned(lake: LakeStore, dataset: str) -> tuple[list[dict[str, object]], lis
         clean,
         quarantine,
         [
-            (f.stats.clean_rows, f.stats.quarantined_rows, f.stats.rule_counts, f.stats.rescued_columns)
+            (
+                f.stats.clean_rows,
+                f.stats.quarantined_rows,
+                f.stats.rule_counts,
+                f.stats.rescued_columns,
+                f.stats.samples,
+            )
             for f in result.files
         ],
     )
@@ -102,7 +109,8 @@ def test_clean_of_the_gates_parse_equals_clean_of_the_archive(
     assert entry.outcome == ARCHIVED, entry.reasons
     (kept,) = list(parsed_dir.iterdir())
     assert kept.name == parsed.address(entry.sha256, detect_format(name))  # type: ignore[arg-type]
-    assert len(list(kept.glob("*.arrow"))) > (1 if name.endswith(".jsonl") else 0)
+    assert len(list(kept.glob("*.clean.arrow"))) > (1 if name.endswith(".jsonl") else 0)
+    assert list(kept.glob("*.quarantine.arrow")), "the bad rows are kept with the clean ones"
 
     from_parse = cleaned(lake, dataset)
     assert not list(parsed_dir.iterdir()), "clean consumed the kept parse"
@@ -146,31 +154,68 @@ def test_a_kept_parse_that_does_not_match_the_ledger_is_not_used(lake: LakeStore
     assert not list(parsed_dir.iterdir())
 
 
+def kept_evaluation(path: Path, sha256: str) -> int:
+    """Evaluate ``path`` as the gate does and publish what it keeps; the rows kept."""
+    file_format = detect_format(path.name)
+    assert file_format is not None
+    batches = formats.StringBatches(path, file_format)
+    evaluator = ContractEvaluator(ACTIVITY, [], path.name, DAY)
+    tee = parsed.ParseTee(
+        sha256, file_format, contract_version=ACTIVITY.version, partition_date=str(DAY), max_bad_share=0.05
+    )
+    with tee as keep:
+        for result in evaluate_stream(evaluator, batches, collect=lambda: keep.active):
+            keep.keep(result)
+        keep.publish()
+    return keep.rows
+
+
 def test_one_consumer_claims_a_parse_and_leftovers_of_a_crash_expire(parsed_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / "usage.jsonl"
     path.write_bytes(activity_jsonl(100))
     file_format = detect_format(path.name)
     assert file_format is not None
-    batches = formats.StringBatches(path, file_format)
-    with parsed.ParseTee("ab" * 32, file_format) as keep:
-        rows = sum(batch.num_rows for batch, _ in keep.tee(batches))
-        keep.publish(path)
+    rows = kept_evaluation(path, "ab" * 32)
     # A gate killed mid-parse leaves an unfinished folder, a clean killed mid-read a claimed one.
     crashed = [parsed_dir / ".writing-x", parsed_dir / ".claimed-y"]
     for folder in crashed:
         folder.mkdir()
         old = time.time() - parsed.MAX_AGE_SECONDS - 60
         os.utime(folder, (old, old))
+    day = {"contract_version": ACTIVITY.version, "partition_date": str(DAY)}
 
-    first = parsed.claim("ab" * 32, file_format, rows)
-    second = parsed.claim("ab" * 32, file_format, rows)
+    assert parsed.claim("ab" * 32, file_format, rows, contract_version="0.9.0", partition_date=str(DAY)) is None
+    kept_evaluation(path, "ab" * 32)  # that claim dropped the parse: an older contract's rows are never written
+    first = parsed.claim("ab" * 32, file_format, rows, **day)
+    second = parsed.claim("ab" * 32, file_format, rows, **day)
 
     assert first is not None and second is None
     with first:
-        assert sum(batch.num_rows for batch, _ in first.batches()) == rows == 100
-        assert first.header == list(json.loads(path.read_bytes().splitlines()[0]))
-    assert parsed.claim("ab" * 32, detect_format("usage.csv"), rows) is None  # type: ignore[arg-type]
-    with parsed.ParseTee("cd" * 32, file_format) as keep:  # the next publish sweeps what expired
-        list(keep.tee(formats.StringBatches(path, file_format)))
-        keep.publish(path)
+        results = list(first.results("archive/activity_logs/2024-01-01/usage.jsonl"))
+        assert sum(r.rows for r in results) == rows == 100
+        assert {r.clean["_source_file"][0].as_py() for r in results} == {"archive/activity_logs/2024-01-01/usage.jsonl"}
+    assert parsed.claim("ab" * 32, detect_format("usage.csv"), rows, **day) is None  # type: ignore[arg-type]
+    kept_evaluation(path, "cd" * 32)  # the next publish sweeps what expired
     assert sorted(p.name for p in parsed_dir.iterdir()) == [parsed.address("cd" * 32, file_format)]
+
+
+def test_a_file_heading_for_rejection_stops_being_kept_and_clean_still_gets_every_row(
+    lake: LakeStore, parsed_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bad rows past the tolerated share end the keeping (a hostile file costs counting only); if the file is
+    accepted after all (its bad rows were all at the start), clean parses the archive and loses nothing."""
+    monkeypatch.setattr(formats, "JSONL_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(parsed, "ABANDON_AFTER_ROWS", 50)
+    rows = [event(i) for i in range(1000)]
+    for record in rows[:40]:
+        record["event_type"] = "fax"  # 40 bad rows in the first blocks, 4% of the file (the contract tolerates 5%)
+    lake.put_bytes(f"raw/activity_logs/{DAY}/usage.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+    assert not run_gate(lake, ACTIVITY, DAY).errors
+
+    (entry,) = Ledger(lake).entries("activity_logs", DAY)
+    assert entry.outcome == ARCHIVED
+    assert not list(parsed_dir.iterdir()), "nothing kept for a file that looked like a rejection"
+    clean, quarantine, files = cleaned(lake, "activity_logs")
+    assert (len(clean), len(quarantine)) == (960, 40)
+    assert files[0][2] == {"allowed_values": 40}

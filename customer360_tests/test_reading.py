@@ -26,6 +26,7 @@ from customer360.lake.ledger import ARCHIVED, REJECTED, Ledger, LedgerEntry
 from customer360.lake.store import LakeStore
 from customer360.processing.formats import (
     StringBatches,
+    _jsonl_block_uniform,
     _jsonl_block_vectorized,
     detect_format,
 )
@@ -515,3 +516,74 @@ def test_vectorized_jsonl_reading_agrees_with_pythons_json_module(tmp_path: Path
         block = data if data.endswith(b"\n") else data + b"\n"
         vectorized += _jsonl_block_vectorized(block, 1, []) is not None
     assert vectorized >= 150, "flat files take the vectorized path; only nested values go line by line"
+
+
+def uniform_jsonl(rng: random.Random) -> bytes:
+    """JSON Lines as one record type is usually written: the same keys in the same order on every line."""
+    keys = rng.sample(["event_id", "a", "b", "é", "long_key_name_over_eight", "k"], rng.randint(1, 6))
+    colon, comma = rng.choice([(":", ","), (": ", ", ")])
+    eol = rng.choice(["\n", "\r\n"])
+    escapes = rng.random() < 0.3  # a file with escaped strings takes the other path
+
+    def value() -> str:
+        draw = rng.random()
+        if draw < 0.3:
+            return rng.choice(BARE + ["true", "false", "null"])
+        if draw < 0.35 and escapes:
+            return json.dumps(rng.choice(TEXTS), ensure_ascii=rng.random() < 0.5)
+        texts = ["x", "é", "東京", "😀", "", " pad ", "a:b,c}{[", "2024-03-01T10:00:00Z"]
+        return json.dumps(rng.choice(texts), ensure_ascii=False)
+
+    lines = []
+    for _ in range(rng.randint(1, 80)):
+        if rng.random() < 0.05:
+            lines.append("")
+        lines.append("{" + comma.join(json.dumps(k, ensure_ascii=False) + colon + value() for k in keys) + "}")
+    return (eol.join(lines) + eol).encode()
+
+
+def test_uniform_jsonl_blocks_are_cut_by_byte_position_and_agree_with_pythons_json_module(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    path = tmp_path / "f.jsonl"
+    uniform = 0
+    for _ in range(300):
+        data = uniform_jsonl(rng)
+        path.write_bytes(data)
+        got = [
+            (line, {k: v for k, v in row.items() if v is not None})
+            for batch, lines in StringBatches(path, detect_format(path.name))
+            for line, row in zip(lines.to_pylist(), batch.to_pylist(), strict=True)
+        ]
+        assert got == rows_by_pythons_json(data), data
+        uniform += _jsonl_block_uniform(data, 1) is not None
+    assert uniform >= 100, "files without escapes are cut by position"
+
+
+def test_a_uniform_block_with_any_byte_changed_is_read_as_pythons_json_reads_it_or_left_to_the_other_paths() -> None:
+    """Mutation: the byte-position reader never accepts a block Python's json refuses, nor reads one differently."""
+    rng = random.Random(8)
+    accepted = 0
+    for _ in range(3000):
+        data = bytearray(uniform_jsonl(rng))
+        for _ in range(rng.randint(1, 3)):
+            data[rng.randrange(len(data))] = rng.choice(b'{}[]":, \t\r\n\\0123456789aelnrstuxE.-+\x01')
+        block = bytes(data) if data.endswith(b"\n") else bytes(data) + b"\n"
+        try:
+            block.decode()
+        except UnicodeDecodeError:
+            continue  # the reader stops at bytes that are not UTF-8 before any block is parsed
+        parsed = _jsonl_block_uniform(block, 1)
+        if parsed is None:
+            continue
+        try:
+            expected = rows_by_pythons_json(block)
+        except ValueError:
+            raise AssertionError(f"accepted a block Python's json refuses: {block!r}") from None
+        table, lines = parsed
+        got = [
+            (int(line), {k: v for k, v in row.items() if v is not None})
+            for line, row in zip(lines.tolist(), table.to_pylist(), strict=True)
+        ]
+        assert got == expected, block
+        accepted += 1
+    assert accepted >= 150, "mutations that keep the JSON valid are read by position"

@@ -65,7 +65,7 @@ BINARY_SIGNATURES = (
 )
 NUL_CONTEXT_BYTES = 24  # bytes shown either side of a NUL or an invalid byte in a report sample
 _LF, _CR, _QUOTE, _BACKSLASH, _SPACE, _TAB = 10, 13, 34, 92, 32, 9
-_LBRACE, _RBRACE, _LBRACKET, _COLON = 123, 125, 91, 58
+_LBRACE, _RBRACE, _LBRACKET, _COLON, _COMMA = 123, 125, 91, 58, 44
 _JSON_SPACE = " \t\r\n"
 _JSON_SPACE_BYTES = b" \t\r"
 
@@ -548,6 +548,10 @@ class _KnownKeys:
 
 def _parse_jsonl_block(block: bytes, first_line: int, known: _KnownKeys) -> tuple[pa.RecordBatch, np.ndarray]:
     """One block's rows as a string batch holding the keys its objects hold, and their physical lines."""
+    uniform = _jsonl_block_uniform(block, first_line)
+    if uniform is not None:
+        known.add(uniform[0].column_names)
+        return _record_batch(uniform[0], len(uniform[1])), uniform[1]
     names = known.snapshot()
     parsed = _jsonl_block_vectorized(block, first_line, names)
     if parsed is None:
@@ -833,6 +837,134 @@ def _jsonl_block_vectorized(
     if table is None or table.num_rows != len(object_lines):
         return None
     return table, lines
+
+
+def _jsonl_block_uniform(block: bytes, first_line: int) -> tuple[pa.Table, np.ndarray] | None:
+    """A block whose objects all spell the same keys in the same order, cut into columns by byte position; else None.
+
+    What most writers produce (one record type, serialized field by field) is read without a JSON parser:
+    every token's place is found with numpy over the whole block, the structure is checked byte for byte
+    (``{``, keys, ``:``, values, ``,``, ``}``, one optional space after ``:`` and ``,`` as ``json.dumps``
+    writes them), and each column is gathered from the value spans. A string value is its bytes (the block
+    holds no backslash, so no escape; raw control characters, which JSON forbids in strings, are refused);
+    a bare value must be a JSON number or literal (``_BARE_VALUE``) and keeps its exact text; ``null`` is
+    empty. Anything else (another key set or order on some line, escapes, nesting, other spacing, blank
+    lines of spaces) returns None and the block takes ``_jsonl_block_vectorized``, which reads any flat JSON.
+    """
+    if b"\\" in block:
+        return None
+    a = np.frombuffer(block, np.uint8)
+    line_ends = np.flatnonzero(a == _LF)
+    if not len(line_ends):
+        return None
+    line_starts = np.empty_like(line_ends)
+    line_starts[0], line_starts[1:] = 0, line_ends[:-1] + 1
+    content_ends = line_ends - (a[np.maximum(line_ends - 1, 0)] == _CR) * (line_ends > line_starts)
+    objects = np.flatnonzero(content_ends > line_starts)
+    if not len(objects):
+        return None
+    starts, ends = line_starts[objects], content_ends[objects]
+    if not ((a[starts] == _LBRACE).all() and (a[ends - 1] == _RBRACE).all()):
+        return None
+    try:
+        keys = list(_json_object(block[starts[0] : ends[0]], first_line + int(objects[0])))
+    except (FormatError, ValueError):
+        return None
+    width, rows = len(keys), len(objects)
+    if not width:
+        return None
+    # JSON allows no raw control character in a string, and the structure below none outside one: the
+    # only ones are the line breaks (LF, and CR before it).
+    if np.count_nonzero(a < _SPACE) != len(line_ends) + np.count_nonzero(a[np.maximum(line_ends - 1, 0)] == _CR):
+        return None
+    # Without backslashes no string holds a quote, so a quote followed by a colon closes a key.
+    quotes = np.flatnonzero(a == _QUOTE)
+    closes_key = a[np.minimum(quotes + 1, len(a) - 1)] == _COLON
+    closes_key[0] = False  # a quote that opens nothing cannot close a key
+    key_index = np.flatnonzero(closes_key)
+    if len(key_index) != rows * width:
+        return None
+    key_close = quotes[key_index].reshape(rows, width)
+    key_open = quotes[key_index - 1].reshape(rows, width)
+    if not ((key_open[:, 0] > starts) & (key_close[:, -1] < ends)).all() or (
+        rows > 1 and not (key_open[1:, 0] > ends[:-1]).all()
+    ):
+        return None  # the keys are not width per line
+    # Values: from after the colon (and one space) to the comma before the next key (after one space),
+    # or to the line's closing brace.
+    colons = key_close + 1
+    value_start = colons + 1
+    value_start += a[value_start] == _SPACE
+    value_end = np.empty_like(value_start)
+    value_end[:, -1] = ends - 1
+    if width > 1:
+        next_key = key_open[:, 1:]
+        value_end[:, :-1] = next_key - 1 - (a[next_key - 1] == _SPACE)
+        if not (a[value_end[:, :-1]] == _COMMA).all():
+            return None
+    after_open = key_open[:, 0] - starts
+    if not ((after_open == 1) | ((after_open == 2) & (a[starts + 1] == _SPACE))).all():
+        return None
+    is_string = a[value_start] == _QUOTE
+    string_close = value_end - 1
+    if not ((a[string_close] == _QUOTE) & (string_close > value_start))[is_string].all():
+        return None
+    # Every quote is a key's or a string value's: no stray quote hides inside a value.
+    if len(quotes) != 2 * (rows * width + int(is_string.sum())):
+        return None
+    text_start = np.where(is_string, value_start + 1, value_start)
+    text_end = np.where(is_string, string_close, value_end)
+    bounds = np.empty((rows, width, 4), np.int32)
+    bounds[..., 0], bounds[..., 1], bounds[..., 2], bounds[..., 3] = key_open + 1, key_close, text_start, text_end
+    flat = bounds.reshape(-1)
+    if flat[0] < 0 or flat[-1] > len(a) or (flat[1:] < flat[:-1]).any():
+        return None  # Arrow reads these as offsets: they must never run backwards or out of the block
+    tokens = _spans(block, bounds)
+    cells = 4 * np.arange(rows * width, dtype=np.int64).reshape(rows, width)
+    if not _keys_spelled(a, key_open + 1, key_close, keys):
+        return None
+    bare = _as_text(tokens.take(pa.array(cells[~is_string] + 2)))
+    if len(bare) and not pc.all(pc.match_substring_regex(bare, _BARE_VALUE)).as_py():
+        return None
+    present = is_string.copy()
+    present[~is_string] = a[value_start[~is_string]] != ord("n")  # the only bare value starting with 'n' is null
+    columns = []
+    for j in range(width):
+        columns.append(_as_text(tokens.take(pa.array(cells[:, j] + 2, mask=~present[:, j]))))
+    return pa.table(columns, names=keys), first_line + objects
+
+
+def _keys_spelled(a: np.ndarray, key_start: np.ndarray, key_end: np.ndarray, keys: list[str]) -> bool:
+    """Whether column j of every row spans exactly the bytes of ``keys[j]``: compared 8 bytes at a time."""
+    padded = np.concatenate([a, np.zeros(8, np.uint8)])  # a key's last word may read past the block's end
+    words = np.ndarray((len(a) + 1,), "<u8", padded.data, 0, (1,))  # words[i]: the 8 bytes from byte i
+    for j, key in enumerate(keys):
+        spelled = key.encode()
+        if not (key_end[:, j] - key_start[:, j] == len(spelled)).all():
+            return False
+        for at in range(0, len(spelled), 8):
+            chunk = spelled[at : at + 8]
+            expected = int.from_bytes(chunk.ljust(8, b"\0"), "little")
+            mask = (1 << (8 * len(chunk))) - 1
+            if not ((words[key_start[:, j] + at] & np.uint64(mask)) == np.uint64(expected)).all():
+                return False
+    return True
+
+
+def _as_text(spans: pa.BinaryArray) -> pa.StringArray:
+    """Spans of a block already checked to be UTF-8, cut at ASCII bytes, as strings (no second UTF-8 check)."""
+    validity, offsets, data = spans.buffers()
+    return pa.StringArray.from_buffers(len(spans), offsets, data, validity, spans.null_count, spans.offset)
+
+
+def _spans(block: bytes, bounds: np.ndarray) -> pa.BinaryArray:
+    """The block cut at ``bounds`` (non-decreasing byte positions) as one binary array, without copying a byte.
+
+    Element ``2k`` is ``block[bounds[2k]:bounds[2k+1]]``; odd elements are what lies between spans.
+    """
+    offsets = bounds.reshape(-1).astype(np.int32, copy=False)
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(block)]
+    return pa.BinaryArray.from_buffers(pa.binary(), len(offsets) - 1, buffers)
 
 
 def _has_key(block: bytes, name: str) -> bool:

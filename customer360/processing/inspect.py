@@ -153,7 +153,8 @@ def inspect_file(
 ) -> Verdict:
     """Validate one local copy of a raw file; never raises for bad content, never holds the whole file.
 
-    ``keep`` receives the string batches as they are read (``processing.parsed``: clean reuses them).
+    ``keep`` receives the clean and quarantined rows of each batch as they are evaluated (``processing.parsed``:
+    clean writes them instead of parsing and typing the archive again).
     """
     if size == 0:
         return reject("empty_object", "the object is empty (0 bytes)")
@@ -183,9 +184,14 @@ def inspect_file(
     stats = FileStats()
     evaluator = ContractEvaluator(dataset, header, file_name, day)
     try:
-        # Counts only: the gate decides on the rule-breaking share; clean builds the typed rows later.
-        for result in evaluate_stream(evaluator, keep.tee(batches) if keep else batches, collect=False):
+        # The gate decides on the rule-breaking share; the rows it types are kept for clean while ``keep`` wants them.
+        collect = (lambda: keep.active) if keep is not None else False
+        for result in evaluate_stream(evaluator, batches, collect=collect):
             stats.add(result, MAX_SAMPLES)
+            if keep is not None:
+                keep.keep(result)
+        if keep is not None:
+            keep.rescued_columns = evaluator.rescued_columns
     except FormatError as error:
         if error.reason in BYTE_LEVEL_REASONS:
             scan = scan_bytes(path, file_format)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -358,23 +358,27 @@ def evaluate_stream(
     evaluator: ContractEvaluator,
     batches: Iterable[tuple[pa.RecordBatch, int | pa.Array]],
     *,
-    collect: bool = True,
+    collect: bool | Callable[[], bool] = True,
     workers: int = EVALUATION_THREADS,
 ) -> Iterator[BatchResult]:
     """Evaluate a file's batches in order, ``workers`` at a time.
+
+    ``collect`` (see ``ContractEvaluator.evaluate``) may be a function, asked as each batch is submitted:
+    the gate builds clean rows only while it still keeps them.
 
     Arrow's compute kernels release the GIL, so batches evaluated on threads use every core while the
     CSV reader parses ahead. At most ``workers + 1`` batches are in flight, which keeps memory bounded
     by the batch size. Contracts with per-file state (uniqueness within a file) run one at a time.
     """
+    wanted = collect if callable(collect) else lambda: collect
     if workers <= 1 or not evaluator.parallel_safe:
         for batch, first_line in batches:
-            yield evaluator.evaluate(batch, first_line, collect=collect)
+            yield evaluator.evaluate(batch, first_line, collect=wanted())
         return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="contract") as pool:
         pending: deque[Future[BatchResult]] = deque()
         for batch, first_line in batches:
-            pending.append(pool.submit(evaluator.evaluate, batch, first_line, collect=collect))
+            pending.append(pool.submit(evaluator.evaluate, batch, first_line, collect=wanted()))
             if len(pending) > workers:
                 yield pending.popleft().result()
         while pending:

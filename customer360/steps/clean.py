@@ -33,9 +33,14 @@ from customer360.lake.store import LakeStore
 from customer360.lake.transfer import fetch_many, parquet_keys, scratch_dir
 from customer360.processing.formats import StringBatches, detect_format
 from customer360.processing.parsed import claim
-from customer360.processing.standardize import ContractEvaluator, FileStats, evaluate_stream
+from customer360.processing.standardize import BatchResult, ContractEvaluator, FileStats, evaluate_stream
 
 PARQUET_COMPRESSION = "zstd"
+# No dictionary pages: most clean columns are near-unique (ids, timestamps, amounts), where pyarrow builds a
+# dictionary per column chunk only to fall back to plain pages; zstd compresses the few repetitive columns
+# (event type, direction, lineage) as well on its own. Measured on a 1M-row activity day: 35% less CPU to
+# write and 20% fewer bytes than with dictionaries.
+PARQUET_DICTIONARY = False
 PROGRESS_EVERY_ROWS = 1_000_000
 # Parquet key-value metadata on every clean file: which contract wrote it, readable from the footer alone.
 CONTRACT_VERSION_KEY = b"customer360.contract_version"
@@ -134,29 +139,45 @@ def _clean_file(store: LakeStore, dataset: Dataset, day: date, entry: LedgerEntr
     clean_key = layout.clean_prefix(dataset.name, day) + clean_file_name(entry)
     quarantine_key = layout.quarantine_prefix(dataset.name, day) + clean_file_name(entry)
     with scratch_dir() as folder, contextlib.ExitStack() as stack:
-        # The gate's parse of these very bytes when this machine holds it (processing.parsed), else the archive's.
-        parsed = claim(entry.sha256, file_format, entry.rows) if entry.sha256 else None
-        batches: Iterable[tuple[pa.RecordBatch, pa.Array]]
+        # The gate's evaluation of these very bytes when this machine holds it (processing.parsed), else the archive's.
+        parsed = (
+            claim(
+                entry.sha256,
+                file_format,
+                entry.rows,
+                contract_version=dataset.version,
+                partition_date=day.isoformat(),
+            )
+            if entry.sha256
+            else None
+        )
+        results: Iterable[BatchResult]
         if parsed is not None:
             stack.enter_context(parsed)
-            header, batches = parsed.header, parsed.batches()
+            results, rescued_columns = parsed.results(archive_key), parsed.rescued_columns
             log.info(
-                "%s: typing the gate's parse (%d batches), not parsing the archive again", source_name, parsed.count
+                "%s: writing the gate's typed rows (%d batches), not parsing the archive again",
+                source_name,
+                parsed.count,
             )
         else:
             (path,) = fetch_many(store, [archive_key], folder)
             reader = StringBatches(path, file_format)
-            header, batches = reader.read_header(), reader
-        evaluator = ContractEvaluator(dataset, header, archive_key, day)
-        stats.rescued_columns = evaluator.rescued_columns
+            evaluator = ContractEvaluator(dataset, reader.read_header(), archive_key, day)
+            results = evaluate_stream(evaluator, reader)
         clean_path, quarantine_path = folder / "clean.parquet", folder / "quarantine.parquet"
         quarantine_writer: pq.ParquetWriter | None = None
         started = time.perf_counter()
-        with pq.ParquetWriter(clean_path, versioned_schema(dataset, entry), compression=PARQUET_COMPRESSION) as writer:
+        with pq.ParquetWriter(
+            clean_path,
+            versioned_schema(dataset, entry),
+            compression=PARQUET_COMPRESSION,
+            use_dictionary=PARQUET_DICTIONARY,
+        ) as writer:
             logged = 0
-            for batch_result in evaluate_stream(evaluator, batches):
+            for batch_result in results:
                 stats.add(batch_result)
-                assert batch_result.clean is not None
+                assert batch_result.clean is not None and batch_result.quarantine is not None
                 writer.write_table(batch_result.clean)
                 if batch_result.quarantine.num_rows:
                     if quarantine_writer is None:
@@ -164,13 +185,16 @@ def _clean_file(store: LakeStore, dataset: Dataset, day: date, entry: LedgerEntr
                             quarantine_path,
                             QUARANTINE_SCHEMA.with_metadata({**(QUARANTINE_SCHEMA.metadata or {}), **_lineage(entry)}),
                             compression=PARQUET_COMPRESSION,
+                            use_dictionary=PARQUET_DICTIONARY,
                         )
                     quarantine_writer.write_table(batch_result.quarantine)
                 if stats.rows - logged >= PROGRESS_EVERY_ROWS:
                     logged = stats.rows
                     rate = stats.rows / max(time.perf_counter() - started, 1e-9)
                     log.info("%s: %d rows typed (%.0f rows/s)", source_name, stats.rows, rate)
-        stats.rescued_columns = evaluator.rescued_columns
+        if parsed is None:
+            rescued_columns = evaluator.rescued_columns
+        stats.rescued_columns = rescued_columns
         if quarantine_writer is not None:
             quarantine_writer.close()
         store.put_file(clean_key, clean_path)

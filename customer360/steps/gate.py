@@ -315,10 +315,21 @@ def admit(
         else:
             assert copy is not None
             file_format = detect_format(source_name)
-            with ParseTee(copy.sha256, file_format) if file_format else contextlib.nullcontext() as keep:
+            tee = (
+                ParseTee(
+                    copy.sha256,
+                    file_format,
+                    contract_version=dataset.version,
+                    partition_date=day.isoformat(),
+                    max_bad_share=dataset.max_bad_row_share,
+                )
+                if file_format
+                else contextlib.nullcontext()
+            )
+            with tee as keep:
                 verdict = inspect_file(dataset, copy.path, source_name, day, copy.size, keep=keep)
                 if verdict.accepted and keep is not None:
-                    keep.publish(copy.path)  # clean reads these batches instead of parsing the archive again
+                    keep.publish()  # clean writes these rows instead of parsing and typing the archive again
 
         corrects = None
         report_key = None
