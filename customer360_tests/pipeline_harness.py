@@ -36,12 +36,17 @@ class Pipeline:
         defs = self.defs
         if selection is None:
             job = defs.resolve_job_def(PIPELINE_JOB_NAME)
-            result = job.execute_in_process(partition_key=day.isoformat(), instance=self.instance,
-                                            raise_on_error=False)
+            result = job.execute_in_process(partition_key=day.isoformat(), instance=self.instance, raise_on_error=False)
         else:
             assets = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
-            result = dg.materialize(assets, selection=selection, partition_key=day.isoformat(), instance=self.instance,
-                                    resources={"lake": self.lake, "warehouse": self.warehouse}, raise_on_error=False)
+            result = dg.materialize(
+                assets,
+                selection=selection,
+                partition_key=day.isoformat(),
+                instance=self.instance,
+                resources={"lake": self.lake, "warehouse": self.warehouse},
+                raise_on_error=False,
+            )
         self.runs.append(result)
         return result
 

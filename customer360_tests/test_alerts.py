@@ -166,8 +166,9 @@ def test_destination_follows_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert isinstance(slack, SlackDestination) and slack.channel == "#data-alerts"
 
 
-def test_slack_messages_go_through_dagster_slack(pipeline: Pipeline, webhook: Webhook,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_slack_messages_go_through_dagster_slack(
+    pipeline: Pipeline, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """dagster-slack's client, pointed at the local server standing in for slack.com's Web API."""
     slack_calls: list[dict[str, object]] = []
 
@@ -220,14 +221,23 @@ def test_why_a_file_was_rejected_is_on_its_asset_page_and_each_tick_says_what_it
     page = record.asset_materialization.metadata[REJECTIONS_METADATA]
     assert isinstance(page, dg.MarkdownMetadataValue)
     text = page.value
-    for expected in ("short-row.csv", "wrong\\_field\\_count", "missing-required-column.csv",
-                     "missing\\_required\\_fields", "**What to do:**", "| check | line | sample |",
-                     "**Schema diff:**", f"Report: `rejected/customers/{DAY}/", "short-row.csv.report.json`"):
+    for expected in (
+        "short-row.csv",
+        "wrong\\_field\\_count",
+        "missing-required-column.csv",
+        "missing\\_required\\_fields",
+        "**What to do:**",
+        "| check | line | sample |",
+        "**Schema diff:**",
+        f"Report: `rejected/customers/{DAY}/",
+        "short-row.csv.report.json`",
+    ):
         assert expected in text, (expected, text)
     assert "0009-ABCDE" in text, "the failing line is quoted"
     assert not HTML_TAG.search(_outside_code(text))
     [execution] = pipeline.instance.event_log_storage.get_asset_check_execution_history(
-        dg.AssetCheckKey(rejected, REJECTION_CHECK), limit=1)
+        dg.AssetCheckKey(rejected, REJECTION_CHECK), limit=1
+    )
     evaluation = execution.event.dagster_event.event_specific_data
     assert evaluation.partition == DAY.isoformat() and not evaluation.passed
     assert evaluation.metadata[REJECTIONS_METADATA].value == text
@@ -235,8 +245,9 @@ def test_why_a_file_was_rejected_is_on_its_asset_page_and_each_tick_says_what_it
     sensor = build_alert_sensor()
     first = sensor(dg.build_sensor_context(instance=pipeline.instance, resources=sensor_resources(pipeline)))
     assert first.skip_reason.skip_message == "sent 2 alert(s) for 2 rejected file(s) to webhook"
-    again = sensor(dg.build_sensor_context(instance=pipeline.instance, cursor=first.cursor,
-                                           resources=sensor_resources(pipeline)))
+    again = sensor(
+        dg.build_sensor_context(instance=pipeline.instance, cursor=first.cursor, resources=sensor_resources(pipeline))
+    )
     assert again.skip_reason.skip_message == "no new rejected file"
     lost_cursor = sensor(dg.build_sensor_context(instance=pipeline.instance, resources=sensor_resources(pipeline)))
     assert lost_cursor.skip_reason.skip_message == "no new rejected file; 2 already alerted before"
@@ -249,8 +260,14 @@ def test_a_reports_quoted_content_cannot_turn_into_markup() -> None:
     report = {
         "source_key": "raw/customers/2024-01-02/<img src=x onerror=alert(1)>.csv",
         "report_key": "rejected/customers/2024-01-02/x.csv.report.json",
-        "failed_checks": [{"check": "wrong_field_count", "message": "line 3 has *2* fields <b>not</b> 21", "count": 2,
-                           "samples": [{"line": 3, "text": "a|b`c<script>x</script>\nnext"}]}],
+        "failed_checks": [
+            {
+                "check": "wrong_field_count",
+                "message": "line 3 has *2* fields <b>not</b> 21",
+                "count": 2,
+                "samples": [{"line": 3, "text": "a|b`c<script>x</script>\nnext"}],
+            }
+        ],
         "action": "fix <the file> and resend",
         "schema_diff": {"missing": ["<email>"], "unknown": []},
     }

@@ -70,9 +70,14 @@ class Driver:
     def _materialize(self, day: date, selection: list[str]) -> None:
         started = time.perf_counter()
         assets = [a for a in self.defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
-        result = dg.materialize(assets, selection=selection, partition_key=day.isoformat(),
-                                instance=self.pipeline.instance, raise_on_error=False,
-                                resources={"lake": self.pipeline.lake, "warehouse": self.pipeline.warehouse})
+        result = dg.materialize(
+            assets,
+            selection=selection,
+            partition_key=day.isoformat(),
+            instance=self.pipeline.instance,
+            raise_on_error=False,
+            resources={"lake": self.pipeline.lake, "warehouse": self.pipeline.warehouse},
+        )
         self.runs += 1
         self.timings["runs"] += time.perf_counter() - started
         assert result.success, (day, selection)
@@ -81,8 +86,9 @@ class Driver:
         ran: Ran = set()
         instance = self.pipeline.instance
         for _ in range(max_rounds):
-            context = dg.build_sensor_context(instance=instance, cursor=self.sensor_cursor,
-                                              resources={"lake": self.pipeline.lake})
+            context = dg.build_sensor_context(
+                instance=instance, cursor=self.sensor_cursor, resources={"lake": self.pipeline.lake}
+            )
             tick = self.sensor(context)
             self.ticks += 1
             assert isinstance(tick, dg.SensorResult)
@@ -100,8 +106,9 @@ class Driver:
                     ran.add(("rejected/unroutable", START))
 
             started = time.perf_counter()
-            evaluation = dg.evaluate_automation_conditions(defs=self.defs, instance=instance,
-                                                           cursor=self.automation_cursor)
+            evaluation = dg.evaluate_automation_conditions(
+                defs=self.defs, instance=instance, cursor=self.automation_cursor
+            )
             self.timings["evaluations"] += time.perf_counter() - started
             self.automation_cursor = evaluation.cursor
             by_day: dict[date, set[str]] = defaultdict(set)
@@ -120,14 +127,15 @@ class Driver:
 def driver(lake, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Driver]:
     endpoint = request.getfixturevalue("moto_server") if isinstance(lake, S3LakeStore) else None
     pipeline = make_pipeline(lake, tmp_path, endpoint)
-    sensor = build_raw_sensor(gate_job, unroutable_job, settings=RawSensorSettings(lookback_days=7),
-                              clock=lambda: NOW)
+    sensor = build_raw_sensor(gate_job, unroutable_job, settings=RawSensorSettings(lookback_days=7), clock=lambda: NOW)
     driver = Driver(pipeline, sensor, pipeline.defs)
     # The daemon was already running before the files arrived: its first evaluation saw an empty lake.
     driver.automation_cursor = dg.evaluate_automation_conditions(defs=driver.defs, instance=pipeline.instance).cursor
     yield driver
-    print(f"\n[{type(lake).__name__}] {driver.ticks} sensor ticks, {driver.runs} runs "
-          f"({driver.timings['runs']:.1f} s), automation evaluations {driver.timings['evaluations']:.1f} s")
+    print(
+        f"\n[{type(lake).__name__}] {driver.ticks} sensor ticks, {driver.runs} runs "
+        f"({driver.timings['runs']:.1f} s), automation evaluations {driver.timings['evaluations']:.1f} s"
+    )
     pipeline.instance.dispose()
 
 
@@ -200,8 +208,12 @@ def test_dropped_files_settle_every_zone_and_late_files_rerun_only_their_days(dr
     activity_before = driver.pipeline.warehouse_rows("activity", days[1])
     ran = driver.settle()
     assert ran == {
-        ("raw/activity_logs", days[1]), ("archive/activity_logs", days[1]), ("rejected/activity_logs", days[1]),
-        ("clean/activity_logs", days[1]), ("staging/activity", days[1]), ("warehouse/activity", days[1]),
+        ("raw/activity_logs", days[1]),
+        ("archive/activity_logs", days[1]),
+        ("rejected/activity_logs", days[1]),
+        ("clean/activity_logs", days[1]),
+        ("staging/activity", days[1]),
+        ("warehouse/activity", days[1]),
         *{("mart/customer_360", d) for d in days[1:]},
     }
     assert driver.pipeline.warehouse_rows("activity", days[1]) > activity_before
@@ -214,10 +226,19 @@ def test_dropped_files_settle_every_zone_and_late_files_rerun_only_their_days(dr
         store.put_bytes(key, held.pop(key))
     ran = driver.settle()
     later = days[1:]
-    expected = {("raw/customers", days[1]), ("archive/customers", days[1]), ("rejected/customers", days[1]),
-                ("clean/customers", days[1])}
-    for zone in ("staging/customers", "staging/activity", "warehouse/customers", "warehouse/activity",
-                 "mart/customer_360"):
+    expected = {
+        ("raw/customers", days[1]),
+        ("archive/customers", days[1]),
+        ("rejected/customers", days[1]),
+        ("clean/customers", days[1]),
+    }
+    for zone in (
+        "staging/customers",
+        "staging/activity",
+        "warehouse/customers",
+        "warehouse/activity",
+        "mart/customer_360",
+    ):
         expected |= {(zone, d) for d in later}
     # Only these: the day before a requested snapshot day is not requested along (the staging assets are
     # subsettable; see customer360.defs.assets.staging).

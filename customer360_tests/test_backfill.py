@@ -94,7 +94,10 @@ def test_backfill_cli_submits_an_asset_backfill_the_daemon_runs_one_day_at_a_tim
         target = backfill.asset_backfill_data.target_subset
         for key in STAGING:
             assert sorted(target.get_partitions_subset(key).get_partition_keys()) == [
-                "2024-01-02", "2024-01-03", "2024-01-04"], key
+                "2024-01-02",
+                "2024-01-03",
+                "2024-01-04",
+            ], key
         assert backfill.backfill_id in out
 
         _run_daemon_backfill_iteration(instance)
@@ -105,7 +108,9 @@ def test_backfill_cli_submits_an_asset_backfill_the_daemon_runs_one_day_at_a_tim
         [run] = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
         assert run.asset_selection == {dg.AssetKey(["staging", "plans"])}
         assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == (
-            "2024-01-02", "2024-01-04")
+            "2024-01-02",
+            "2024-01-04",
+        )
         assert run.status == dg.DagsterRunStatus.QUEUED
         assert run.tags[BACKFILL_SOURCE_TAG] == "cli"
     finally:
@@ -157,11 +162,30 @@ def test_a_cli_backfill_runs_every_day_to_success_on_the_code_locations_executor
     lake_defs = definitions.build_definitions(LakeResource(location=lake_location), warehouse)
     monkeypatch.setattr(definitions, "defs", lake_defs)
     days = [date(2024, 1, 2), date(2024, 1, 3)]
-    generate_demo_data(LocalLakeStore(dagster_home / "lake").put_bytes, days[0], len(days), seed=5, customers=60,
-                       events_per_day=200, hours_per_day=2)
+    generate_demo_data(
+        LocalLakeStore(dagster_home / "lake").put_bytes,
+        days[0],
+        len(days),
+        seed=5,
+        customers=60,
+        events_per_day=200,
+        hours_per_day=2,
+    )
 
-    assert main(["backfill", "--start", "2024-01-02", "--end", "2024-01-03",
-                 "--select", "group:raw or group:archive or group:rejected or group:clean"]) == 0
+    assert (
+        main(
+            [
+                "backfill",
+                "--start",
+                "2024-01-02",
+                "--end",
+                "2024-01-03",
+                "--select",
+                "group:raw or group:archive or group:rejected or group:clean",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
 
     instance = _instance(dagster_home)
@@ -170,12 +194,14 @@ def test_a_cli_backfill_runs_every_day_to_success_on_the_code_locations_executor
         backfill = _run_backfill_to_the_end(instance, submitted.backfill_id)
         runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
         assert runs and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs), [
-            (run.run_id, run.status) for run in runs]
+            (run.run_id, run.status) for run in runs
+        ]
         assert backfill.status.value == "COMPLETED_SUCCESS"
         for day in days:
             for key in (zone_key(RAW, CUSTOMERS), zone_key(CLEAN, CUSTOMERS)):
                 [record] = instance.fetch_materializations(
-                    dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day.isoformat()]), limit=1).records
+                    dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day.isoformat()]), limit=1
+                ).records
                 assert record.run_id in {run.run_id for run in runs}, (key, day)
         lake = LocalLakeStore(dagster_home / "lake")
         for day in days:  # the runs did the work: each day's activity cleaned, every dataset's raw/ moved
@@ -239,11 +265,20 @@ def test_every_daily_asset_runs_a_range_in_one_run_without_policy_warnings() -> 
     # Dagster warns when one job mixes policies; with one policy nothing warns, whatever is selected.
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        fresh = dg.Definitions(assets=build_assets(), resources=defs.resources,
-                               jobs=[dg.define_asset_job("every_daily_asset", selection=(
-                                   dg.AssetSelection.all() - dg.AssetSelection.assets(UNROUTABLE_KEY)))])
-        for job_defs, name in ((defs, "customer360_pipeline"), (defs, "ingest_raw_files"),
-                               (fresh, "every_daily_asset")):
+        fresh = dg.Definitions(
+            assets=build_assets(),
+            resources=defs.resources,
+            jobs=[
+                dg.define_asset_job(
+                    "every_daily_asset", selection=(dg.AssetSelection.all() - dg.AssetSelection.assets(UNROUTABLE_KEY))
+                )
+            ],
+        )
+        for job_defs, name in (
+            (defs, "customer360_pipeline"),
+            (defs, "ingest_raw_files"),
+            (fresh, "every_daily_asset"),
+        ):
             assert job_defs.resolve_job_def(name).backfill_policy == DAILY_BACKFILL_POLICY
 
 
@@ -264,10 +299,12 @@ BAD = customers_csv(extra=["0009-ABCDE,Female"]).encode()
 def _assert_each_arrival_exactly_once(lake: LakeStore) -> None:
     assert not list(lake.list("raw/"))
     assert {o.key: lake.read_bytes(o.key) for o in lake.list("archive/")} == {
-        f"archive/customers/{CORPUS_DAY}/crm.csv": GOOD}, "one archive object, no second version"
+        f"archive/customers/{CORPUS_DAY}/crm.csv": GOOD
+    }, "one archive object, no second version"
     entries = Ledger(lake).entries("customers", CORPUS_DAY)
     assert sorted((e.raw_key, e.outcome) for e in entries) == [(BAD_KEY, REJECTED), (GOOD_KEY, ARCHIVED)], (
-        "exactly one ledger entry per arrival")
+        "exactly one ledger entry per arrival"
+    )
     (bad,) = [e for e in entries if e.outcome == REJECTED]
     copy_key = f"rejected/customers/{CORPUS_DAY}/{bad.entry_id}/crm-ragged.csv"
     assert {o.key for o in lake.list("rejected/")} == {copy_key, copy_key + REPORT_SUFFIX}
@@ -322,8 +359,7 @@ def test_replay_subcommand_runs_each_day_in_order_recorded_in_the_instance(
     lake_root = dagster_home / "lake"
     monkeypatch.setenv("CUSTOMER360_DUCKDB_PATH", str(tmp_path / "replay.duckdb"))
     store = open_lake(str(lake_root))
-    generate_demo_data(store.put_bytes, date(2024, 1, 1), 2, seed=2, customers=100, events_per_day=300,
-                       hours_per_day=2)
+    generate_demo_data(store.put_bytes, date(2024, 1, 1), 2, seed=2, customers=100, events_per_day=300, hours_per_day=2)
 
     assert main(["replay", "--start", "2024-01-01", "--end", "2024-01-02"]) == 0
 

@@ -129,7 +129,10 @@ def test_bad_lines_are_named_in_the_report(gated: GatedCorpus) -> None:
     assert "Ch\\xe8que" in latin1["samples"][0]["text"]
     assert failed("nul_bytes")["samples"][0]["line"] == 2
     assert failed("short_row")["samples"][0] == {
-        "line": 7, "expected_fields": 21, "actual_fields": 3, "text": "0009-ABCDE,Female,0"
+        "line": 7,
+        "expected_fields": 21,
+        "actual_fields": 3,
+        "text": "0009-ABCDE,Female,0",
     }
     assert failed("giant_single_line")["samples"][0]["line"] == 7
     types = failed("too_many_bad_types")

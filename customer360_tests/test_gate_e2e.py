@@ -67,8 +67,11 @@ def test_bad_files_never_block_good_ones_of_the_same_day_or_other_datasets(pipel
     assert read_clean(store, DATASETS["customers"], DAY).num_rows == 2 * 5
 
     # The WARN check fails per partition, naming reasons and report keys, for every dataset with a rejection.
-    for name, reason in (("customers", "not_utf8"), ("plans", "too_many_bad_rows"),
-                         ("activity_logs", "not_json_object")):
+    for name, reason in (
+        ("customers", "not_utf8"),
+        ("plans", "too_many_bad_rows"),
+        ("activity_logs", "not_json_object"),
+    ):
         (evaluation,) = check_evaluations(result, name)
         assert not evaluation.passed
         assert evaluation.severity == dg.AssetCheckSeverity.WARN

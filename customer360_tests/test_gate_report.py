@@ -35,8 +35,12 @@ def big(rows: int, row: str) -> bytes:
     ("name", "data", "reason", "count"),
     [
         ("latin1-everywhere.csv", big(ROWS, customer_row(1, payment="Ch\xe8que " + "x" * 300)), "not_utf8", ROWS),
-        ("bad-types.csv.gz", gzip.compress(big(ROWS, customer_row(1, tenure="x" * 500)), mtime=0),
-         "too_many_bad_rows", ROWS),
+        (
+            "bad-types.csv.gz",
+            gzip.compress(big(ROWS, customer_row(1, tenure="x" * 500)), mtime=0),
+            "too_many_bad_rows",
+            ROWS,
+        ),
         ("ragged.csv", big(ROWS, customer_row(1) + "," + "y" * 400), "wrong_field_count", ROWS),
         ("one-giant-line.csv", big(1, customer_row(1, payment="z" * (3 << 20))), "line_too_long", 1),
     ],

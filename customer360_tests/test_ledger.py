@@ -61,9 +61,9 @@ def test_correction_is_archived_beside_the_old_version_and_clean_uses_the_newest
     clean_partition(lake, CUSTOMERS, DAY)
     assert read_clean(lake, CUSTOMERS, DAY)["payment_method"].to_pylist() == ["electronic_check"] * 3
 
-    corrected = "\n".join(
-        [customers_csv(0).strip(), *(customer_row(i, payment="Mailed check") for i in range(4))]
-    ) + "\n"
+    corrected = (
+        "\n".join([customers_csv(0).strip(), *(customer_row(i, payment="Mailed check") for i in range(4))]) + "\n"
+    )
     lake.put_bytes(KEY, corrected.encode())
     gate(lake)
 

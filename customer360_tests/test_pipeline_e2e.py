@@ -106,8 +106,7 @@ def test_foreign_churn_files_are_rejected_with_a_reason(
 def test_replaying_a_day_gives_identical_clean_and_staging(pipeline: Pipeline) -> None:
     from customer360_generator import generate_demo_data
 
-    generate_demo_data(pipeline.store.put_bytes, DAY, 2, seed=3, customers=300, events_per_day=2_000,
-                       hours_per_day=4)
+    generate_demo_data(pipeline.store.put_bytes, DAY, 2, seed=3, customers=300, events_per_day=2_000, hours_per_day=4)
     second = date(2024, 1, 2)
     assert pipeline.run_day(DAY).success
     assert pipeline.run_day(second).success
@@ -129,8 +128,7 @@ def test_every_archived_row_is_clean_or_quarantined(pipeline: Pipeline) -> None:
     from customer360.lake.ledger import Ledger, current_archive_versions
     from customer360_generator import generate_demo_data
 
-    generate_demo_data(pipeline.store.put_bytes, DAY, 1, seed=11, customers=300, events_per_day=3_000,
-                       hours_per_day=6)
+    generate_demo_data(pipeline.store.put_bytes, DAY, 1, seed=11, customers=300, events_per_day=3_000, hours_per_day=6)
     assert pipeline.reject_unroutable().success
     assert pipeline.run_day(DAY).success
     for dataset in DATASETS.values():
@@ -151,13 +149,18 @@ def test_one_run_over_a_range_records_each_days_materialization_and_checks_for_t
     from customer360_generator import generate_demo_data
 
     days = [date(2024, 2, 5), date(2024, 2, 6), date(2024, 2, 7)]
-    generate_demo_data(pipeline.store.put_bytes, days[0], len(days), seed=11, customers=60, events_per_day=150,
-                       hours_per_day=2)
+    generate_demo_data(
+        pipeline.store.put_bytes, days[0], len(days), seed=11, customers=60, events_per_day=150, hours_per_day=2
+    )
     job = pipeline.defs.resolve_job_def("customer360_pipeline")
-    result = job.execute_in_process(instance=pipeline.instance, raise_on_error=False, tags={
-        "dagster/asset_partition_range_start": days[0].isoformat(),
-        "dagster/asset_partition_range_end": days[-1].isoformat(),
-    })
+    result = job.execute_in_process(
+        instance=pipeline.instance,
+        raise_on_error=False,
+        tags={
+            "dagster/asset_partition_range_start": days[0].isoformat(),
+            "dagster/asset_partition_range_end": days[-1].isoformat(),
+        },
+    )
     assert result.success
     assert "dagster/partition" not in result.dagster_run.tags
 
@@ -171,8 +174,9 @@ def test_one_run_over_a_range_records_each_days_materialization_and_checks_for_t
             for record in records:
                 files = record.asset_materialization.metadata["files"].value
                 assert all(f"dt={record.partition_key}/" in f for f in files), (key, record.partition_key)
-    check_keys = list(graph.asset_check_keys - {dg.AssetCheckKey(dg.AssetKey(["rejected", "unroutable"]),
-                                                                  "no_rejected_files")})
+    check_keys = list(
+        graph.asset_check_keys - {dg.AssetCheckKey(dg.AssetKey(["rejected", "unroutable"]), "no_rejected_files")}
+    )
     assert len(check_keys) > 40
     infos = instance.event_log_storage.get_asset_check_partition_info(check_keys)
     by_key: dict[dg.AssetCheckKey, set[str]] = {}
@@ -183,8 +187,12 @@ def test_one_run_over_a_range_records_each_days_materialization_and_checks_for_t
     assert by_key == {key: wanted for key in check_keys}
 
     # The warehouse tables and the mart explain themselves: every column described, a preview, a row count.
-    for path in (["warehouse", "customers"], ["warehouse", "activity"], ["mart", "customer_360"],
-                 ["staging", "customers"]):
+    for path in (
+        ["warehouse", "customers"],
+        ["warehouse", "activity"],
+        ["mart", "customer_360"],
+        ["staging", "customers"],
+    ):
         [latest] = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=dg.AssetKey(path), asset_partitions=[days[1].isoformat()]), limit=1
         ).records

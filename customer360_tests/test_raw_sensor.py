@@ -37,10 +37,15 @@ SETTINGS = RawSensorSettings(lookback_days=7, max_runs_per_tick=8, reconcile_min
 def _seed(store: LakeStore) -> float:
     """10,000 objects: archive history plus old raw days; returns the seconds it took."""
     started = time.perf_counter()
-    keys = [f"archive/activity_logs/{date(2024, 1, 1) + timedelta(days=i % 40)}/usage-{i:05d}.csv"
-            for i in range(ARCHIVED_OBJECTS)]
-    keys += [f"raw/activity_logs/{date(2024, 1, 1) + timedelta(days=d)}/usage-{n:03d}.csv"
-             for d in range(OLD_RAW_DAYS) for n in range(OLD_RAW_PER_DAY)]
+    keys = [
+        f"archive/activity_logs/{date(2024, 1, 1) + timedelta(days=i % 40)}/usage-{i:05d}.csv"
+        for i in range(ARCHIVED_OBJECTS)
+    ]
+    keys += [
+        f"raw/activity_logs/{date(2024, 1, 1) + timedelta(days=d)}/usage-{n:03d}.csv"
+        for d in range(OLD_RAW_DAYS)
+        for n in range(OLD_RAW_PER_DAY)
+    ]
     if isinstance(store, LocalLakeStore):
         for key in keys:  # written directly: the store's fsync per object would dominate the test
             path = store.local_path(key)
@@ -76,8 +81,7 @@ class Ticker:
         self.cursor: str | None = None
 
     def tick(self) -> tuple[list[dg.RunRequest], dict]:
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
-                                          resources={"lake": self.resource})
+        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor, resources={"lake": self.resource})
         result = self.sensor(context)
         assert isinstance(result, dg.SensorResult)
         self.cursor = result.cursor
@@ -126,8 +130,10 @@ def test_ticks_over_ten_thousand_objects_list_only_what_they_must(ticker: Ticker
     assert summary["prefixes_listed"] == 1 + 3 * (SETTINGS.lookback_days + 1)
     assert summary["objects_listed"] == 0
     window_seconds = summary["seconds"]
-    print(f"\n[{type(lake).__name__}] seeded 10,000 objects in {seed_seconds:.1f}s; full-scan ticks "
-          f"{full_scans} s; window tick {window_seconds:.3f} s")
+    print(
+        f"\n[{type(lake).__name__}] seeded 10,000 objects in {seed_seconds:.1f}s; full-scan ticks "
+        f"{full_scans} s; window tick {window_seconds:.3f} s"
+    )
 
     # Two files of one day in one tick: one run for that day, tagged for the gate's concurrency limit.
     yesterday = TODAY - timedelta(days=1)
@@ -135,8 +141,11 @@ def test_ticks_over_ten_thousand_objects_list_only_what_they_must(ticker: Ticker
     lake.put_bytes(f"raw/customers/{yesterday}/crm_b.csv", b"b\n")
     requests, summary = ticker.tick()
     assert [(r.partition_key, r.tags[GATE_TAG]) for r in requests] == [(str(yesterday), f"customers/{yesterday}")]
-    assert requests[0].asset_selection == [dg.AssetKey(["raw", "customers"]), dg.AssetKey(["archive", "customers"]),
-                                           dg.AssetKey(["rejected", "customers"])]
+    assert requests[0].asset_selection == [
+        dg.AssetKey(["raw", "customers"]),
+        dg.AssetKey(["archive", "customers"]),
+        dg.AssetKey(["rejected", "customers"]),
+    ]
     assert summary["objects_listed"] == 2 and summary["new_files"] == 2
     first_key = requests[0].run_key
 
@@ -180,8 +189,9 @@ def test_dagster_yaml_limits_gate_runs_to_one_per_dataset_and_day(tmp_path: Path
         instance.dispose()
 
 
-def test_an_identical_resend_after_the_gate_moved_the_first_copy_gets_a_run_of_its_own(ticker: Ticker,
-                                                                                      lake: LakeStore) -> None:
+def test_an_identical_resend_after_the_gate_moved_the_first_copy_gets_a_run_of_its_own(
+    ticker: Ticker, lake: LakeStore
+) -> None:
     ticker.tick()  # the first tick's full scan of an empty raw/
     key = f"raw/customers/{TODAY}/crm.csv"
     lake.put_bytes(key, b"same bytes\n")
@@ -195,8 +205,9 @@ def test_an_identical_resend_after_the_gate_moved_the_first_copy_gets_a_run_of_i
     assert again.run_key != first.run_key
 
 
-def test_files_waiting_in_raw_are_observed_on_their_raw_asset_day_when_what_waits_changes(ticker: Ticker,
-                                                                                          lake: LakeStore) -> None:
+def test_files_waiting_in_raw_are_observed_on_their_raw_asset_day_when_what_waits_changes(
+    ticker: Ticker, lake: LakeStore
+) -> None:
     ticker.tick()  # the first tick's full scan of an empty raw/
     yesterday = TODAY - timedelta(days=1)
     lake.put_bytes(f"raw/customers/{yesterday}/crm.csv", b"id\n1\n")
@@ -204,8 +215,10 @@ def test_files_waiting_in_raw_are_observed_on_their_raw_asset_day_when_what_wait
     lake.put_bytes(f"raw/activity_logs/{TODAY}/usage-02.csv", b"defgh\n")
 
     ticker.tick()
-    assert set(ticker.observations) == {("raw/customers", yesterday.isoformat()),
-                                        ("raw/activity_logs", TODAY.isoformat())}
+    assert set(ticker.observations) == {
+        ("raw/customers", yesterday.isoformat()),
+        ("raw/activity_logs", TODAY.isoformat()),
+    }
     activity = ticker.observations[("raw/activity_logs", TODAY.isoformat())].metadata
     assert (activity["files_waiting"].value, activity["bytes_waiting"].value) == (2, 10)
     assert activity["oldest_waiting_minutes"].value >= 0

@@ -35,8 +35,9 @@ def _first_copies(clean: pa.Table) -> pa.Table:
 
 @pytest.fixture
 def day_with_repeats(lake):
-    generate_demo_data(lake.put_bytes, date(2024, 1, 1), 2, seed=5, customers=200, events_per_day=6_000,
-                       hours_per_day=6)
+    generate_demo_data(
+        lake.put_bytes, date(2024, 1, 1), 2, seed=5, customers=200, events_per_day=6_000, hours_per_day=6
+    )
     run_gate(lake, ACTIVITY_LOGS, DAY)
     clean_partition(lake, ACTIVITY_LOGS, DAY)
     clean = read_clean(lake, ACTIVITY_LOGS, DAY)

@@ -21,8 +21,9 @@ def _clean_file(path: Path, rows: int, *, bad_fee_at: int | None = None) -> Path
     header = list(PLANS.source_names)
     values = {name: [] for name in header}
     for i in range(rows):
-        for name, value in zip(header, [f"P{i}", "Basic", "Month-to-month", "10.00", "5", "100", "100",
-                                         "2024-01-01", ""], strict=True):
+        for name, value in zip(
+            header, [f"P{i}", "Basic", "Month-to-month", "10.00", "5", "100", "100", "2024-01-01", ""], strict=True
+        ):
             values[name].append(value)
     batch = pa.RecordBatch.from_pydict({k: pa.array(v, pa.string()) for k, v in values.items()})
     clean = ContractEvaluator(PLANS, header, "archive/plans/2024-01-01/p.csv", DAY).evaluate(batch, 2).clean
@@ -30,8 +31,11 @@ def _clean_file(path: Path, rows: int, *, bad_fee_at: int | None = None) -> Path
     if bad_fee_at is not None:  # a defect written after the contract evaluator: what the check guards
         fees = clean.column("monthly_fee").to_pylist()
         fees[bad_fee_at] = -fees[bad_fee_at]
-        clean = clean.set_column(clean.schema.get_field_index("monthly_fee"), "monthly_fee",
-                                 pa.array(fees, clean.schema.field("monthly_fee").type))
+        clean = clean.set_column(
+            clean.schema.get_field_index("monthly_fee"),
+            "monthly_fee",
+            pa.array(fees, clean.schema.field("monthly_fee").type),
+        )
     pq.write_table(clean.cast(clean_schema(PLANS)), path, row_group_size=100)
     return path
 

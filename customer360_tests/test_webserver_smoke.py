@@ -67,8 +67,9 @@ def _get(url: str) -> dict:
 
 
 def _graphql(base: str, query: str) -> dict:
-    request = urllib.request.Request(f"{base}/graphql", data=json.dumps({"query": query}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{base}/graphql", data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         body = json.loads(response.read())
     assert "errors" not in body, body["errors"]
@@ -91,7 +92,10 @@ def webserver(tmp_path: Path) -> Iterator[str]:
     log = (tmp_path / "webserver.log").open("wb")
     server = subprocess.Popen(
         [str(WEBSERVER), "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: the code server it spawns goes down with it
     )
     base = f"http://127.0.0.1:{port}"

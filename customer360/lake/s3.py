@@ -46,7 +46,6 @@ from customer360.settings import S3_CONNECT_TIMEOUT_ENV, S3_MAX_ATTEMPTS_ENV, S3
 S3Client = Any
 
 
-
 @dataclass(frozen=True)
 class S3Settings:
     """How long one S3 request may take and how often it is tried; each field has an environment variable.

@@ -48,6 +48,7 @@ _STAGING_KEY = re.compile(
 CREATE_TABLE_SQL = "CREATE TABLE IF NOT EXISTS {table} (\n    {columns}\n)"
 ADD_COLUMN_SQL = "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {type}"
 
+
 class WarehouseError(Exception):
     """Base class for warehouse failures the caller should surface (not retry blindly)."""
 
