@@ -5,8 +5,9 @@ Why a Python script and not only a Makefile: the quick start promises two comman
 machine that has Python 3.11 and nothing else. `python3 dev.py demo` and `python3 dev.py test`
 create `.venv`, install the project from pyproject.toml and the development tools from tools/pyproject.toml
 (the demo data generator, kept out of the runtime package; again only when either changed), and run.
-`test` also installs, with apt, the few Debian packages the suite runs for real (PostgreSQL, and Chromium
-for the browser test) when missing.
+`test` first runs ``ruff check`` and ``ruff format --check`` (so CI, which runs `dev.py test`, refuses
+unlinted or unformatted code in seconds, before the suite's minutes), and installs, with apt, the few Debian
+packages the suite runs for real (PostgreSQL, and Chromium for the browser test) when missing.
 
 `dev` (``dagster dev``) stops on SIGTERM or SIGINT sent to this script: see ``run_task``.
 """
@@ -32,10 +33,14 @@ STAMP = VENV / ".installed-from"
 # the production image (deploy/image/Dockerfile, which builds customer360 alone) does not.
 TOOLS = ROOT / "tools"
 
+LINTED = ["customer360", "customer360_tests", "benchmarks", "tools", "dev.py"]
+# What `test` checks before the suite, in this order; the first that fails ends the task with its exit code.
+TEST_CHECKS: list[list[str]] = [["ruff", "check", *LINTED], ["ruff", "format", "--check", *LINTED]]
+
 TASKS: dict[str, list[str]] = {
     "demo": ["customer360", "demo"],
     "test": ["pytest", "-n", "2", "--durations=15"],
-    "lint": ["ruff", "check", "customer360", "customer360_tests", "benchmarks", "tools", "dev.py"],
+    "lint": ["ruff", "check", *LINTED],
     "dev": ["dagster", "dev", "-w", "workspace.yaml"],
     "bench": ["python", "benchmarks/run.py"],
 }
@@ -142,8 +147,18 @@ def main(argv: list[str]) -> int:
     env.setdefault("DAGSTER_HOME", str(ROOT))
     Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    executable = str(BIN / command[0]) if (BIN / command[0]).exists() else command[0]
-    return run_task([executable, *command[1:], *extra], env)
+    if task == "test":
+        for check in TEST_CHECKS:
+            returncode = subprocess.run([_executable(check[0]), *check[1:]], cwd=ROOT, env=env).returncode
+            if returncode:
+                print(f"dev.py test: `{' '.join(check)}` failed; the suite was not run", file=sys.stderr)
+                return returncode
+    return run_task([_executable(command[0]), *command[1:], *extra], env)
+
+
+def _executable(name: str) -> str:
+    """The .venv's own command of that name, else whatever PATH has."""
+    return str(BIN / name) if (BIN / name).exists() else name
 
 
 if __name__ == "__main__":
