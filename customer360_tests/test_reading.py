@@ -500,6 +500,15 @@ def rows_by_pythons_json(data: bytes) -> list[tuple[int, dict[str, str]]]:
     return rows
 
 
+def rows_read(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """Each object the reader yields, with its physical line, without its empty values."""
+    return [
+        (line, {k: v for k, v in row.items() if v is not None})
+        for batch, lines in StringBatches(path, detect_format(path.name))
+        for line, row in zip(lines.to_pylist(), batch.to_pylist(), strict=True)
+    ]
+
+
 def test_vectorized_jsonl_reading_agrees_with_pythons_json_module(tmp_path: Path) -> None:
     rng = random.Random(11)
     path = tmp_path / "f.jsonl"
@@ -507,12 +516,7 @@ def test_vectorized_jsonl_reading_agrees_with_pythons_json_module(tmp_path: Path
     for round_ in range(200):
         data = random_jsonl(rng, nested=round_ % 5 == 0)
         path.write_bytes(data)
-        got = [
-            (line, {k: v for k, v in row.items() if v is not None})
-            for batch, lines in StringBatches(path, detect_format(path.name))
-            for line, row in zip(lines.to_pylist(), batch.to_pylist(), strict=True)
-        ]
-        assert got == rows_by_pythons_json(data), data
+        assert rows_read(path) == rows_by_pythons_json(data), data
         block = data if data.endswith(b"\n") else data + b"\n"
         vectorized += _jsonl_block_vectorized(block, 1, []) is not None
     assert vectorized >= 150, "flat files take the vectorized path; only nested values go line by line"
@@ -549,12 +553,7 @@ def test_uniform_jsonl_blocks_are_cut_by_byte_position_and_agree_with_pythons_js
     for _ in range(300):
         data = uniform_jsonl(rng)
         path.write_bytes(data)
-        got = [
-            (line, {k: v for k, v in row.items() if v is not None})
-            for batch, lines in StringBatches(path, detect_format(path.name))
-            for line, row in zip(lines.to_pylist(), batch.to_pylist(), strict=True)
-        ]
-        assert got == rows_by_pythons_json(data), data
+        assert rows_read(path) == rows_by_pythons_json(data), data
         uniform += _jsonl_block_uniform(data, 1) is not None
     assert uniform >= 100, "files without escapes are cut by position"
 
