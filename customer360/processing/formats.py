@@ -767,6 +767,15 @@ _MAX_BARE_VALUE_BYTES = 64
 _MAX_SPACE_LINES = 1000  # lines of only spaces checked one by one in a block; more go line by line
 
 
+def _block_lines(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per line of a block of whole lines: where its LF is, where it starts, where its content ends (before a CR)."""
+    line_ends = np.flatnonzero(a == _LF)
+    line_starts = np.zeros_like(line_ends)
+    line_starts[1:] = line_ends[:-1] + 1
+    has_cr = (line_ends > line_starts) & (a[line_ends - 1] == _CR)
+    return line_ends, line_starts, line_ends - has_cr
+
+
 def _jsonl_block_vectorized(
     block: bytes, first_line: int, known: list[str] | None = None
 ) -> tuple[pa.Table, np.ndarray] | None:
@@ -786,10 +795,7 @@ def _jsonl_block_vectorized(
     makes Arrow infer a type for it, so the block is read again with the key as text.
     """
     a = np.frombuffer(block, np.uint8)
-    line_ends = np.flatnonzero(a == _LF)
-    line_starts = np.concatenate([[0], line_ends[:-1] + 1])
-    has_cr = (line_ends > line_starts) & (a[line_ends - 1] == _CR)
-    content_ends = line_ends - has_cr
+    line_ends, line_starts, content_ends = _block_lines(a)
     object_lines = np.flatnonzero(content_ends > line_starts)
     other = object_lines[a[line_starts[object_lines]] != _LBRACE]
     if len(other):
@@ -854,12 +860,7 @@ def _jsonl_block_uniform(block: bytes, first_line: int) -> tuple[pa.Table, np.nd
     if b"\\" in block:
         return None
     a = np.frombuffer(block, np.uint8)
-    line_ends = np.flatnonzero(a == _LF)
-    if not len(line_ends):
-        return None
-    line_starts = np.empty_like(line_ends)
-    line_starts[0], line_starts[1:] = 0, line_ends[:-1] + 1
-    content_ends = line_ends - (a[np.maximum(line_ends - 1, 0)] == _CR) * (line_ends > line_starts)
+    line_ends, line_starts, content_ends = _block_lines(a)
     objects = np.flatnonzero(content_ends > line_starts)
     if not len(objects):
         return None
@@ -875,7 +876,7 @@ def _jsonl_block_uniform(block: bytes, first_line: int) -> tuple[pa.Table, np.nd
         return None
     # JSON allows no raw control character in a string, and the structure below none outside one: the
     # only ones are the line breaks (LF, and CR before it).
-    if np.count_nonzero(a < _SPACE) != len(line_ends) + np.count_nonzero(a[np.maximum(line_ends - 1, 0)] == _CR):
+    if np.count_nonzero(a < _SPACE) != len(line_ends) + int((line_ends - content_ends).sum()):
         return None
     # Without backslashes no string holds a quote, so a quote followed by a colon closes a key.
     quotes = np.flatnonzero(a == _QUOTE)

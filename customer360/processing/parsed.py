@@ -44,7 +44,7 @@ from types import TracebackType
 import pyarrow as pa
 
 from customer360 import settings
-from customer360.contracts.schemas import QUARANTINE_SCHEMA
+from customer360.contracts.schemas import QUARANTINE_SCHEMA, SOURCE_FILE
 from customer360.processing.formats import FileFormat
 from customer360.processing.standardize import BatchResult
 
@@ -205,7 +205,7 @@ class ClaimedParse:
 
     def _read(self, name: str, source_file: str) -> pa.Table:
         table = pa.ipc.open_file(pa.memory_map(str(self.folder / name))).read_all()
-        at = table.schema.get_field_index("_source_file")
+        at = table.schema.get_field_index(SOURCE_FILE)
         constant = pa.repeat(pa.scalar(source_file, pa.string()), table.num_rows)
         return table.set_column(at, table.schema.field(at), constant)
 
