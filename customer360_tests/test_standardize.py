@@ -178,6 +178,37 @@ def test_whitespace_only_becomes_null_not_an_error() -> None:
     assert clean_row(TotalCharges="   ", gender="")["total_charges"] is None
 
 
+def test_values_trim_exactly_as_arrow_trims_whether_or_not_the_column_needs_it() -> None:
+    """A column whose values have nothing to trim skips the trim (no copy of its strings); none may read differently."""
+    import random
+
+    import pyarrow.compute as pc
+
+    from customer360.processing import standardize
+
+    def trimmed_by_arrow(raw: pa.Array) -> list[str | None]:
+        trimmed = pc.utf8_trim_whitespace(raw)
+        return [value or None for value in trimmed.to_pylist()]
+
+    edges = [" ", "\t", "\n", "\r", "\x0b", "\x1f", "\u00a0", "\u2009", "\u3000", "\x85", "\u00e9", "\u0416"]
+    rng = random.Random(7)
+    skipped = 0
+    for _ in range(2000):
+        values = [
+            None
+            if rng.random() < 0.1
+            else "".join(rng.choice(edges if rng.random() < 0.2 else "ab1-") for _ in range(rng.randint(0, 4)))
+            for _ in range(rng.randint(1, 12))
+        ]
+        raw = pa.array(values, pa.string())
+        raw = raw.slice(rng.randint(0, len(raw) - 1)) if rng.random() < 0.5 else raw
+        skipped += standardize._untrimmed_or_null(raw) is not None
+        got = standardize._trimmed_or_null(raw)
+        got.validate(full=True)
+        assert got.to_pylist() == trimmed_by_arrow(raw), values
+    assert 200 < skipped < 1800, "both ways were taken"
+
+
 @pytest.mark.parametrize(("raw", "expected"), [("Yes", True), ("No", False)])
 def test_yes_no_flags_become_booleans(raw: str, expected: bool) -> None:
     assert clean_row(Partner=raw, Churn=raw)["partner"] is expected

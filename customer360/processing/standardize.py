@@ -68,6 +68,7 @@ _INT64_MAX_DIGITS = "9223372036854775807"
 _INT64_MIN_DIGITS = "9223372036854775808"
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 _JSON_CONTROL = r"[\x00-\x1f]"
+_SPACE_OR_CONTROL, _NOT_ASCII = 0x20, 0x80  # a value ending in such a byte may have something to trim
 SAMPLE_ROWS = 20
 EVALUATION_THREADS = min(4, os.cpu_count() or 1)
 
@@ -605,6 +606,9 @@ def _json_string(column: pa.Array) -> pa.Array:
 
 def _trimmed_or_null(raw: pa.Array) -> pa.Array:
     """Trimmed values, with empty and whitespace-only values as null."""
+    untouched = _untrimmed_or_null(raw)
+    if untouched is not None:
+        return untouched
     trimmed = pc.utf8_trim_whitespace(raw)
     present = pc.greater(pc.utf8_length(trimmed), 0)
     if trimmed.null_count:
@@ -614,6 +618,32 @@ def _trimmed_or_null(raw: pa.Array) -> pa.Array:
         _, offsets, data = trimmed.buffers()
         return pa.Array.from_buffers(pa.string(), len(trimmed), [present.buffers()[1], offsets, data])
     return pc.if_else(present, trimmed, pa.scalar(None, pa.string()))
+
+
+def _untrimmed_or_null(raw: pa.Array) -> pa.Array | None:
+    """``raw`` with empty values as null, when trimming would change no value (else None: trim).
+
+    Most values have nothing to trim, and trimming copies every string of the column: reading each value's
+    first and last byte (numpy, over the offsets) decides whether any value could start or end with
+    whitespace. Any byte below ``!`` (ASCII whitespace, controls) or above ASCII (Unicode spaces are
+    multi-byte) at either end sends the column through the trim; the strings themselves are never copied.
+    """
+    if not pa.types.is_string(raw.type) or not len(raw):
+        return None
+    validity, offsets_buffer, data_buffer = raw.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[raw.offset : raw.offset + len(raw) + 1]
+    starts, ends = offsets[:-1], offsets[1:]
+    filled = ends > starts
+    if filled.any():
+        data = np.frombuffer(data_buffer, dtype=np.uint8)
+        edges = np.concatenate((data[starts[filled]], data[ends[filled] - 1]))
+        if ((edges <= _SPACE_OR_CONTROL) | (edges >= _NOT_ASCII)).any():
+            return None
+    present = filled if not raw.null_count else filled & pc.is_valid(raw).to_numpy(zero_copy_only=False)
+    if raw.offset:  # the bitmap, like the offsets and data, counts from the buffers' start
+        present = np.concatenate((np.zeros(raw.offset, dtype=bool), present))
+    bitmap = pa.py_buffer(np.packbits(present, bitorder="little"))
+    return pa.Array.from_buffers(pa.string(), len(raw), [bitmap, offsets_buffer, data_buffer], offset=raw.offset)
 
 
 def _constant(value: object, type_: pa.DataType, rows: int) -> pa.Array:
