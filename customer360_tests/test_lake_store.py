@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from customer360.defs.resources.lake import LakeResource, lake_resource_from_env
+from customer360.lake import transfer
 from customer360.lake.local import LocalLakeStore
 from customer360.lake.s3 import S3LakeStore
 from customer360.lake.store import ImmutableZoneError, LakeStore, ObjectExistsError
@@ -105,6 +106,34 @@ def test_parquet_footer_reads_schema_and_rows_from_the_end_alone(lake: LakeStore
     lake.put_bytes("staging/plans/dt=2024-01-01/notes.txt", b"not parquet at all")
     with pytest.raises(ValueError, match="not a Parquet file"):
         parquet_footer(lake, "staging/plans/dt=2024-01-01/notes.txt")
+
+
+@pytest.mark.parametrize("size", [0, 1, transfer.CHUNK - 1, 3 * transfer.CHUNK + 5])
+def test_fetch_checksums_the_snapshot_it_copies(lake: LakeStore, size: int) -> None:
+    """A local snapshot is hashed while it is copied (the hash follows the copy): the sums are of every byte."""
+    import hashlib
+
+    data = os.urandom(size)
+    key = "raw/activity_logs/2024-01-01/usage.csv"
+    lake.put_bytes(key, data)
+    with lake.scratch_dir() as folder:
+        copy = transfer.fetch(lake, key, folder)
+        assert copy.path.read_bytes() == data
+    assert (copy.size, copy.sha256) == (size, hashlib.sha256(data).hexdigest())
+    if lake.local_path(key) is None:
+        assert copy.md5 == hashlib.md5(data).hexdigest()  # what an S3 ETag is compared with
+
+
+def test_fetch_of_what_cannot_be_copied_raises_and_leaves_no_hash_waiting(local_lake: LocalLakeStore) -> None:
+    from customer360.lake.store import NotRegularObjectError
+
+    folder = local_lake.root / "raw" / "activity_logs" / "2024-01-01"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "pipe.csv")
+    with local_lake.scratch_dir() as scratch, pytest.raises(NotRegularObjectError):
+        transfer.fetch(local_lake, "raw/activity_logs/2024-01-01/pipe.csv", scratch)
+    with local_lake.scratch_dir() as scratch, pytest.raises(FileNotFoundError):
+        transfer.fetch(local_lake, "raw/activity_logs/2024-01-01/gone.csv", scratch)
 
 
 def test_missing_keys(lake: LakeStore, tmp_path: Path) -> None:

@@ -147,7 +147,8 @@ class LocalLakeStore(LakeStoreBase):
         blocking (``O_NONBLOCK``), so a FIFO is refused instead of waiting forever for a writer. The copy
         is the lake's own file: a writer still appending to (or replacing) the upstream file changes
         nothing already copied. If the file's size or modification time moved during the copy, the copy
-        may be no version of it at all: ObjectChangedError, and the file is left for a later run.
+        may be no version of it at all: ObjectChangedError, and the file is left for a later run. The copy
+        is made durable when it is published (``link_file``), not here: the gate validates it meanwhile.
         """
         fd = self._open_nofollow(key)
         try:
@@ -157,8 +158,6 @@ class LocalLakeStore(LakeStoreBase):
                 raise NotRegularObjectError(key, kind)
             with open(local_path, "xb") as target:
                 copied = _copy_fd(fd, target.fileno())
-                target.flush()
-                os.fsync(target.fileno())
             after = os.fstat(fd)
         finally:
             os.close(fd)
@@ -252,6 +251,8 @@ class LocalLakeStore(LakeStoreBase):
         """
         guard_put(key, create_only=create_only)
         final = self._path(key)
+        with open(source, "rb") as handle:
+            os.fsync(handle.fileno())  # on disk before any name in the lake points at it (a snapshot is not yet)
         for attempt in range(_MKDIR_ATTEMPTS):
             final.parent.mkdir(parents=True, exist_ok=True)
             try:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import re
 import tempfile
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -26,6 +28,7 @@ import pyarrow.parquet as pq
 from customer360.lake.store import LakeStore, ObjectInfo
 
 CHUNK = 8 << 20
+_FOLLOW_WAIT_SECONDS = 0.005  # how long the hash of a growing copy waits for more bytes
 # How much of a Parquet file's end one read fetches, hoping it holds the whole footer (Arrow's own first
 # guess is 64 KiB too); a bigger footer costs one more read of exactly its size.
 FOOTER_GUESS = 64 << 10
@@ -104,9 +107,49 @@ def fetch(store: LakeStore, key: str, folder: Path) -> LocalCopy:
     """
     remote = store.local_path(key) is None
     path = folder / f"snapshot-{_key_hash(key)}"
-    source = store.snapshot(key, path)
-    size, sha, md5 = checksums(path, md5=remote)
-    return LocalCopy(path, size, sha, md5, source)
+    if remote:
+        source = store.snapshot(key, path)
+        size, sha, md5 = checksums(path, md5=True)
+        return LocalCopy(path, size, sha, md5, source)
+    # A local copy is written front to back: it is hashed as it grows, on a second core, not after.
+    follower = _GrowingFileHash(path)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
+        hashed = pool.submit(follower.run)
+        try:
+            source = store.snapshot(key, path)
+        finally:
+            follower.copied.set()
+        size, sha = hashed.result()
+    return LocalCopy(path, size, sha, None, source)
+
+
+class _GrowingFileHash:
+    """The SHA-256 of a file another thread is still writing sequentially, read behind the writer.
+
+    ``copied`` is set once the writer is done (or gave up); whatever the file holds then is read to its
+    end. A read that finds no new bytes waits for the writer rather than spinning.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.copied = threading.Event()
+
+    def run(self) -> tuple[int, str]:
+        sha, size = hashlib.sha256(), 0
+        while not self.path.exists():
+            if self.copied.wait(_FOLLOW_WAIT_SECONDS) and not self.path.exists():
+                return 0, sha.hexdigest()  # the copy failed before it began: the caller raises its error
+        with self.path.open("rb") as handle:
+            while True:
+                done = self.copied.is_set()  # read before the read: an empty read after it means the end
+                chunk = handle.read(CHUNK)
+                if chunk:
+                    sha.update(chunk)
+                    size += len(chunk)
+                elif done:
+                    return size, sha.hexdigest()
+                else:
+                    self.copied.wait(_FOLLOW_WAIT_SECONDS)
 
 
 def fetch_many(store: LakeStore, keys: list[str], folder: Path) -> list[Path]:
