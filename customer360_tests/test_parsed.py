@@ -1,4 +1,5 @@
-"""Clean writes the gate's typed rows of a file instead of parsing and typing the archive again: same result.
+"""Clean moves in the clean files the gate wrote while it judged a file, instead of typing the archive again:
+same result.
 
 The files here vary what the readers must carry over exactly: JSON Lines blocks with different key
 sets (a key only in some blocks, a block with an optional key absent everywhere, unknown keys kept in
@@ -16,13 +17,14 @@ import time
 from datetime import date
 from pathlib import Path
 
-import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from customer360.contracts import DATASETS
 from customer360.lake.ledger import ARCHIVED, REJECTED, Ledger
 from customer360.lake.store import LakeStore
 from customer360.processing import formats, parsed
+from customer360.processing.clean_files import Arrival
 from customer360.processing.formats import detect_format
 from customer360.processing.standardize import ContractEvaluator, evaluate_stream
 from customer360.steps.clean import clean_partition, read_clean, read_quarantine
@@ -108,9 +110,9 @@ def test_clean_of_the_gates_parse_equals_clean_of_the_archive(
     (entry,) = Ledger(lake).entries(dataset, DAY)
     assert entry.outcome == ARCHIVED, entry.reasons
     (kept,) = list(parsed_dir.iterdir())
-    assert kept.name == parsed.address(entry.sha256, detect_format(name))  # type: ignore[arg-type]
-    assert len(list(kept.glob("*.clean.arrow"))) > (1 if name.endswith(".jsonl") else 0)
-    assert list(kept.glob("*.quarantine.arrow")), "the bad rows are kept with the clean ones"
+    assert kept.name == parsed.address(entry.entry_id)
+    assert pq.ParquetFile(kept / "clean.parquet").num_row_groups > (1 if name.endswith(".jsonl") else 0)
+    assert (kept / "quarantine.parquet").exists(), "the bad rows are kept with the clean ones"
 
     from_parse = cleaned(lake, dataset)
     assert not list(parsed_dir.iterdir()), "clean consumed the kept parse"
@@ -143,10 +145,8 @@ def test_a_kept_parse_that_does_not_match_the_ledger_is_not_used(lake: LakeStore
     (kept,) = list(parsed_dir.iterdir())
     meta = json.loads((kept / "meta.json").read_text())
     (kept / "meta.json").write_text(json.dumps({**meta, "rows": meta["rows"] - 1}))
-    for batch in kept.glob("*.arrow"):  # what a wrong parse would hold: no rows at all
-        table = pa.ipc.open_file(pa.memory_map(str(batch))).read_all()
-        with pa.OSFile(str(batch), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table.slice(0, 0))
+    for written in kept.glob("*.parquet"):  # what a wrong parse would hold: no rows at all
+        pq.write_table(pq.read_table(written).slice(0, 0), written)
 
     clean, quarantine, _ = cleaned(lake, "activity_logs")
 
@@ -154,28 +154,27 @@ def test_a_kept_parse_that_does_not_match_the_ledger_is_not_used(lake: LakeStore
     assert not list(parsed_dir.iterdir())
 
 
-def kept_evaluation(path: Path, sha256: str) -> int:
-    """Evaluate ``path`` as the gate does and publish what it keeps; the rows kept."""
+ARRIVAL = Arrival("usage.jsonl", f"archive/activity_logs/{DAY}/usage.jsonl", "0123abcd")
+
+
+def kept_evaluation(path: Path, arrival: Arrival = ARRIVAL) -> int:
+    """Evaluate ``path`` as the gate does and publish the clean files it writes; the rows kept."""
     file_format = detect_format(path.name)
     assert file_format is not None
     batches = formats.StringBatches(path, file_format)
-    evaluator = ContractEvaluator(ACTIVITY, [], path.name, DAY)
-    tee = parsed.ParseTee(
-        sha256, file_format, contract_version=ACTIVITY.version, partition_date=str(DAY), max_bad_share=0.05
-    )
+    tee = parsed.ParseTee(ACTIVITY, arrival, partition_date=str(DAY))
     with tee as keep:
+        evaluator = ContractEvaluator(ACTIVITY, [], keep.source_file, DAY)
         for result in evaluate_stream(evaluator, batches, collect=lambda: keep.active):
             keep.keep(result)
         keep.publish()
-    return keep.rows
+    return keep.stats.rows
 
 
 def test_one_consumer_claims_a_parse_and_leftovers_of_a_crash_expire(parsed_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / "usage.jsonl"
     path.write_bytes(activity_jsonl(100))
-    file_format = detect_format(path.name)
-    assert file_format is not None
-    rows = kept_evaluation(path, "ab" * 32)
+    rows = kept_evaluation(path)
     # A gate killed mid-parse leaves an unfinished folder, a clean killed mid-read a claimed one.
     crashed = [parsed_dir / ".writing-x", parsed_dir / ".claimed-y"]
     for folder in crashed:
@@ -184,19 +183,25 @@ def test_one_consumer_claims_a_parse_and_leftovers_of_a_crash_expire(parsed_dir:
         os.utime(folder, (old, old))
     day = {"contract_version": ACTIVITY.version, "partition_date": str(DAY)}
 
-    assert parsed.claim("ab" * 32, file_format, rows, contract_version="0.9.0", partition_date=str(DAY)) is None
-    kept_evaluation(path, "ab" * 32)  # that claim dropped the parse: an older contract's rows are never written
-    first = parsed.claim("ab" * 32, file_format, rows, **day)
-    second = parsed.claim("ab" * 32, file_format, rows, **day)
+    assert parsed.claim(ARRIVAL, rows, contract_version="0.9.0", partition_date=str(DAY)) is None
+    kept_evaluation(path)  # that claim dropped the parse: an older contract's rows are never written
+    elsewhere = Arrival(ARRIVAL.source_name, ARRIVAL.archive_key + ".v2", ARRIVAL.entry_id)
+    assert parsed.claim(elsewhere, rows, **day) is None  # archived under another key than the gate planned
+    kept_evaluation(path)
+    first = parsed.claim(ARRIVAL, rows, **day)
+    second = parsed.claim(ARRIVAL, rows, **day)
 
     assert first is not None and second is None
     with first:
-        results = list(first.results("archive/activity_logs/2024-01-01/usage.jsonl"))
-        assert sum(r.rows for r in results) == rows == 100
-        assert {r.clean["_source_file"][0].as_py() for r in results} == {"archive/activity_logs/2024-01-01/usage.jsonl"}
-    assert parsed.claim("ab" * 32, detect_format("usage.csv"), rows, **day) is None  # type: ignore[arg-type]
-    kept_evaluation(path, "cd" * 32)  # the next publish sweeps what expired
-    assert sorted(p.name for p in parsed_dir.iterdir()) == [parsed.address("cd" * 32, file_format)]
+        clean = pq.read_table(first.clean_path)
+        assert clean.num_rows + first.stats.quarantined_rows == rows == first.stats.rows == 100
+        assert set(clean["_source_file"].to_pylist()) == {ARRIVAL.archive_key}
+        footer = pq.ParquetFile(first.clean_path).schema_arrow.metadata
+        assert footer[b"customer360.ledger_entry"] == ARRIVAL.entry_id.encode()
+    assert not first.folder.exists(), "a claimed parse is removed once used"
+    other = Arrival("usage.jsonl", ARRIVAL.archive_key, "4567ef01")
+    kept_evaluation(path, other)  # the next publish sweeps what expired
+    assert sorted(p.name for p in parsed_dir.iterdir()) == [parsed.address(other.entry_id)]
 
 
 def test_a_file_heading_for_rejection_stops_being_kept_and_clean_still_gets_every_row(
@@ -219,3 +224,33 @@ def test_a_file_heading_for_rejection_stops_being_kept_and_clean_still_gets_ever
     clean, quarantine, files = cleaned(lake, "activity_logs")
     assert (len(clean), len(quarantine)) == (960, 40)
     assert files[0][2] == {"allowed_values": 40}
+
+
+def test_a_clean_file_the_gate_cannot_write_ends_the_keeping_never_the_gate(
+    lake: LakeStore, parsed_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk while the gate writes its clean files: the file is still judged and archived, nothing half
+    written is left or used, and clean types the archive itself."""
+    from customer360.processing import clean_files
+
+    monkeypatch.setattr(formats, "JSONL_BLOCK_BYTES", 4096)
+    written = clean_files.CleanFileWriter.write
+    batches = 0
+
+    def disk_fills_up(self: clean_files.CleanFileWriter, result: object) -> None:
+        nonlocal batches
+        batches += 1
+        if batches == 3:
+            raise OSError(28, "No space left on device")
+        written(self, result)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(clean_files.CleanFileWriter, "write", disk_fills_up)
+    lake.put_bytes(f"raw/activity_logs/{DAY}/usage.jsonl", activity_jsonl(600))
+
+    assert not run_gate(lake, ACTIVITY, DAY).errors
+
+    (entry,) = Ledger(lake).entries("activity_logs", DAY)
+    assert entry.outcome == ARCHIVED and batches == 3, "nothing more is written once a write failed"
+    assert not list(parsed_dir.iterdir())
+    clean, quarantine, _ = cleaned(lake, "activity_logs")
+    assert len(clean) + len(quarantine) == entry.rows == 600

@@ -153,8 +153,8 @@ def inspect_file(
 ) -> Verdict:
     """Validate one local copy of a raw file; never raises for bad content, never holds the whole file.
 
-    ``keep`` receives the clean and quarantined rows of each batch as they are evaluated (``processing.parsed``:
-    clean writes them instead of parsing and typing the archive again).
+    ``keep`` receives the clean and quarantined rows of each batch as they are evaluated, and writes them to
+    the arrival's clean files (``processing.parsed``: clean moves them in instead of typing the archive again).
     """
     if size == 0:
         return reject("empty_object", "the object is empty (0 bytes)")
@@ -182,7 +182,8 @@ def inspect_file(
         if verdict.failed:
             return _fail(verdict)
     stats = FileStats()
-    evaluator = ContractEvaluator(dataset, header, file_name, day)
+    # Rows kept for clean carry the archive key they will be read from (``_source_file``), as clean's own do.
+    evaluator = ContractEvaluator(dataset, header, keep.source_file if keep is not None else file_name, day)
     try:
         # The gate decides on the rule-breaking share; the rows it types are kept for clean while ``keep`` wants them.
         collect = (lambda: keep.active) if keep is not None else False

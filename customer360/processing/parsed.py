@@ -1,25 +1,29 @@
-"""The gate's evaluation of a file, kept on this machine for clean, so that an archived file is typed once.
+"""The gate's clean and quarantine files of an arrival, written while it judges the file, for clean to move.
 
-Why: the gate parses and types every raw file to judge it (row counts per rule), and clean then parsed
-and typed the same archived bytes again. For JSON Lines the parse is most of the work, and for every
-format typing is the rest: doing both twice was about a third of the CPU of gate + clean. So the gate,
-while it judges a file, also builds its clean rows and its quarantined rows (the tables clean writes)
-and keeps them, batch by batch, in Arrow IPC files next to the per-batch counts; when it accepts the
-file it publishes them under the file's content address, and clean writes them to Parquet instead of
-fetching, parsing and typing the archive object. The one column that depends on where the file is
-archived, ``_source_file``, is set by clean (the gate evaluates before it knows the archive key).
+Why: the gate parses and types every row of a raw file to judge it (row counts per rule), and clean then
+parsed and typed the same archived bytes again and wrote them to Parquet, alone on one core after the
+gate was done. So the gate, while it judges a file, also builds its clean rows and its quarantined rows
+and hands them to a writer thread that writes the very Parquet files clean would write
+(``processing.clean_files``), beside the parse and typing rather than after them; when it accepts the
+file it publishes them under the arrival's ledger entry id, and clean moves them into the lake (a hard
+link on a local lake) instead of fetching, parsing, typing and writing the archive object.
+
+The files carry the arrival's lineage (``_source_file`` on every row, the archive key and ledger entry in
+the footer), so the gate asks, before it reads the file, where an accepted arrival of these bytes will
+be archived (``steps.gate``); a race with another gate run can make that guess wrong, and clean then
+sees it.
 
 Why it stays correct whatever happens:
-- the address is the sha256 of the bytes, the declared format and ``PARSE_VERSION`` (bumped whenever
-  the readers' or the evaluation's output changes), and the kept rows are a pure function of those and
-  of the contract version and partition day, both recorded and checked by clean: any copy is the right
-  one, whichever run or ledger entry wrote it, and clean checks its row count against the ledger's;
+- the folder is named after the ledger entry id, which is derived from the raw key, content, ETag and
+  time of the arrival; its ``meta.json`` records the archive key, row count, contract version, partition
+  day and ``PARSE_VERSION`` (bumped whenever the readers' or the evaluation's output changes), and clean
+  uses the files only when every one of them matches its ledger entry and contract: otherwise it parses
+  the archive, as it does when nothing is published (another machine, a replay, a crash, an old entry);
 - a parse is published by renaming a complete folder (atomic), and consumed by renaming it to a name of
-  the consumer's own first (atomic: one consumer wins, any other parses the archive itself, as it does
-  when nothing is published: another machine, a replay, a crash, an old entry);
+  the consumer's own first (atomic: one consumer wins, any other parses the archive itself);
 - a crash leaves only folders whose names say they are unfinished or claimed; they, and parses nobody
-  consumed, are removed once older than ``MAX_AGE_SECONDS``; nothing is published when the disk is
-  short of space;
+  consumed, are removed once older than ``MAX_AGE_SECONDS``; a write that fails (a full disk) ends the
+  keeping, never the gate, and nothing is published when the disk is short of space;
 - a file the gate is about to reject keeps nothing: once a file's bad rows pass its contract's tolerated
   share (after ``ABANDON_AFTER_ROWS`` rows), the gate stops building clean rows for it and only counts,
   as it did before, so a hostile file costs no more than counting; should the file still be accepted,
@@ -33,71 +37,80 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
 
-import pyarrow as pa
-
 from customer360 import settings
-from customer360.contracts.schemas import QUARANTINE_SCHEMA, SOURCE_FILE
-from customer360.processing.formats import FileFormat
-from customer360.processing.standardize import BatchResult
+from customer360.contracts import Dataset
+from customer360.processing.clean_files import Arrival, CleanFileWriter
+from customer360.processing.standardize import BatchResult, FileStats
 
-PARSE_VERSION = "2"  # 1: string batches; 2: typed clean + quarantine rows with per-batch counts
+PARSE_VERSION = "3"  # 1: string batches; 2: typed rows as Arrow IPC; 3: the clean and quarantine Parquet files
 ABANDON_AFTER_ROWS = 50_000
 MAX_AGE_SECONDS = 24 * 3600
 FREE_SPACE_FACTOR = 4  # publish only when the disk keeps this many times the parse's size free
+WRITE_AHEAD_BATCHES = 2  # evaluated batches waiting for the writer thread: memory stays bounded by batches
 _UNFINISHED = ".writing-"
 _CLAIMED = ".claimed-"
 _META = "meta.json"
+_DONE = None  # tells the writer thread that no batch follows
 
 
 def parsed_root() -> Path:
     return settings.parsed_dir()
 
 
-def address(sha256: str, file_format: FileFormat) -> str:
-    return f"{sha256}{file_format.extension}.v{PARSE_VERSION}"
+def address(entry_id: str) -> str:
+    return f"{entry_id}.v{PARSE_VERSION}"
 
 
 class ParseTee:
-    """Keeps the evaluated batches of one file as the gate produces them, in a folder; ``publish`` or discard.
+    """Writes the evaluated batches of one arrival to its clean and quarantine files, on a thread of its own;
+    ``publish`` or discard.
 
     Used as a context manager: leaving it without ``publish`` removes what was written. ``active`` says
-    whether it still wants clean rows (the gate evaluates for counts only once it is False).
+    whether it still wants clean rows (the gate evaluates for counts only once it is False). The batches
+    must carry ``arrival.archive_key`` as their ``_source_file`` (the gate's evaluator is given it).
     """
 
-    def __init__(
-        self, sha256: str, file_format: FileFormat, *, contract_version: str, partition_date: str, max_bad_share: float
-    ) -> None:
-        self.sha256 = sha256
-        self.format = file_format
-        self.contract_version = contract_version
+    def __init__(self, dataset: Dataset, arrival: Arrival, *, partition_date: str) -> None:
+        self.dataset = dataset
+        self.arrival = arrival
         self.partition_date = partition_date
-        self.max_bad_share = max_bad_share
         self.root = parsed_root()
         self.folder: Path | None = None
-        self.results: list[dict[str, object]] = []
-        self.rows = 0
-        self.bad_rows = 0
-        self.bytes = 0
+        self.stats = FileStats()  # what clean reports of the file, as clean would count it
         self.rescued_columns: tuple[str, ...] = ()  # the evaluator's, set once the file is evaluated
+        self._writer: CleanFileWriter | None = None
+        self._queue: queue.Queue[BatchResult | None] = queue.Queue(WRITE_AHEAD_BATCHES)
+        self._thread: threading.Thread | None = None
+        self._failed: BaseException | None = None
 
     @property
     def active(self) -> bool:
-        return self.folder is not None
+        return self.folder is not None and self._failed is None
+
+    @property
+    def source_file(self) -> str:
+        return self.arrival.archive_key
 
     def __enter__(self) -> ParseTee:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             self.folder = Path(tempfile.mkdtemp(prefix=_UNFINISHED, dir=self.root))
+            self._writer = CleanFileWriter(self.folder, self.dataset, self.arrival)
         except OSError:
-            self.folder = None  # no place to keep it: clean will parse
+            self._discard()  # no place to keep it: clean will parse
+            return self
+        self._thread = threading.Thread(target=self._write_all, name="parse-tee", daemon=True)
+        self._thread.start()
         return self
 
     def __exit__(
@@ -105,80 +118,87 @@ class ParseTee:
     ) -> None:
         self._discard()
 
-    def _discard(self) -> None:
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            self.folder = None
-
     def keep(self, result: BatchResult) -> None:
         """Keep one evaluated batch (in file order); a batch evaluated for counts only ends the keeping."""
-        if self.folder is None:
+        if not self.active:
+            self._discard()
             return
         if result.clean is None or result.quarantine is None:
             self._discard()
             return
-        self.rows += result.rows
-        self.bad_rows += result.quarantined_rows
-        if self.rows >= ABANDON_AFTER_ROWS and self.bad_rows > self.max_bad_share * self.rows:
+        self.stats.add(result)
+        rows, bad = self.stats.rows, self.stats.quarantined_rows
+        if rows >= ABANDON_AFTER_ROWS and bad > self.dataset.max_bad_row_share * rows:
             self._discard()  # on its way to rejection: keep counting only
             return
-        index = len(self.results)
-        try:
-            self._write(f"{index:08d}.clean.arrow", result.clean)
-            if result.quarantine.num_rows:
-                self._write(f"{index:08d}.quarantine.arrow", result.quarantine)
-        except OSError:
-            self._discard()  # a full disk: give up keeping, never fail the gate
-            return
-        self.results.append(
-            {
-                "rows": result.rows,
-                "clean_rows": result.clean_rows,
-                "rule_counts": result.rule_counts,
-                "samples": result.samples,
-                "per_value_casts": result.per_value_casts,
-                "quarantine": bool(result.quarantine.num_rows),
-            }
-        )
+        self._queue.put(result)
 
-    def _write(self, name: str, table: pa.Table) -> None:
-        assert self.folder is not None
-        path = self.folder / name
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-        self.bytes += path.stat().st_size
+    def _write_all(self) -> None:
+        """The writer thread: Parquet encoding and compression release the GIL, so they run beside the parse."""
+        assert self._writer is not None
+        while (result := self._queue.get()) is not _DONE:
+            if self._failed is None:
+                try:
+                    self._writer.write(result)
+                except Exception as error:  # noqa: BLE001 - a full disk: give up keeping, never fail the gate
+                    self._failed = error
+        try:
+            self._writer.close()
+        except Exception as error:  # noqa: BLE001
+            self._failed = self._failed or error
+
+    def _finish_writing(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_DONE)
+            self._thread.join()
+            self._thread = None
+
+    def _discard(self) -> None:
+        self._finish_writing()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
 
     def publish(self) -> None:
-        """Make the kept evaluation of the file just judged (and accepted) available to clean."""
-        if self.folder is None:
+        """Make the files of the arrival just judged (and accepted) available to clean."""
+        self._finish_writing()
+        if not self.active:
+            self._discard()
             return
+        assert self.folder is not None and self._writer is not None
         _remove_stale(self.root)
         try:
-            if shutil.disk_usage(self.root).free < FREE_SPACE_FACTOR * self.bytes:
+            written = sum(p.stat().st_size for p in self.folder.iterdir())
+            if shutil.disk_usage(self.root).free < FREE_SPACE_FACTOR * written:
+                self._discard()
                 return
+            self.stats.rescued_columns = self.rescued_columns
             meta = {
                 "version": PARSE_VERSION,
-                "rows": self.rows,
-                "contract_version": self.contract_version,
+                "entry_id": self.arrival.entry_id,
+                "archive_key": self.arrival.archive_key,
+                "rows": self.stats.rows,
+                "contract_version": self.dataset.version,
                 "partition_date": self.partition_date,
-                "rescued_columns": list(self.rescued_columns),
-                "batches": self.results,
+                "quarantine": self._writer.has_quarantine,
+                "stats": asdict(self.stats),
             }
             (self.folder / _META).write_text(json.dumps(meta))
-            os.rename(self.folder, self.root / address(self.sha256, self.format))
+            os.rename(self.folder, self.root / address(self.arrival.entry_id))
             self.folder = None
         except (OSError, TypeError, ValueError):
-            pass  # already published by another run (same bytes, same rows), no space, a sample JSON cannot hold
+            self._discard()  # already published by another run (the same arrival), no space, a sample JSON cannot hold
 
 
 class ClaimedParse:
-    """A published evaluation this process took for itself; removed when the context is left."""
+    """A published parse this process took for itself; removed when the context is left."""
 
     def __init__(self, folder: Path, meta: dict[str, object]) -> None:
         self.folder = folder
-        self.rescued_columns = tuple(meta["rescued_columns"])  # type: ignore[arg-type]
-        self._batches: list[dict[str, object]] = list(meta["batches"])  # type: ignore[arg-type]
-        self.count = len(self._batches)
+        self.clean_path = folder / "clean.parquet"
+        self.quarantine_path = (folder / "quarantine.parquet") if meta["quarantine"] else None
+        stats = dict(meta["stats"])  # type: ignore[call-overload]
+        self.stats = FileStats(**{**stats, "rescued_columns": tuple(stats["rescued_columns"])})
 
     def __enter__(self) -> ClaimedParse:
         return self
@@ -188,37 +208,13 @@ class ClaimedParse:
     ) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def results(self, source_file: str) -> Iterator[BatchResult]:
-        """The kept batches in file order, their ``_source_file`` set to ``source_file`` (the archive key)."""
-        for index, kept in enumerate(self._batches):
-            clean = self._read(f"{index:08d}.clean.arrow", source_file)
-            quarantine = self._read(f"{index:08d}.quarantine.arrow", source_file) if kept["quarantine"] else None
-            yield BatchResult(
-                rows=int(kept["rows"]),  # type: ignore[call-overload]
-                clean_rows=int(kept["clean_rows"]),  # type: ignore[call-overload]
-                clean=clean,
-                quarantine=quarantine if quarantine is not None else QUARANTINE_SCHEMA.empty_table(),
-                rule_counts=dict(kept["rule_counts"]),  # type: ignore[call-overload]
-                samples=list(kept["samples"]),  # type: ignore[call-overload]
-                per_value_casts=int(kept["per_value_casts"]),  # type: ignore[call-overload]
-            )
 
-    def _read(self, name: str, source_file: str) -> pa.Table:
-        table = pa.ipc.open_file(pa.memory_map(str(self.folder / name))).read_all()
-        at = table.schema.get_field_index(SOURCE_FILE)
-        constant = pa.repeat(pa.scalar(source_file, pa.string()), table.num_rows)
-        return table.set_column(at, table.schema.field(at), constant)
-
-
-def claim(
-    sha256: str, file_format: FileFormat, rows: int | None, *, contract_version: str, partition_date: str
-) -> ClaimedParse | None:
-    """The published evaluation of these bytes, now this process's alone; None when there is none (parse then)."""
+def claim(arrival: Arrival, rows: int | None, *, contract_version: str, partition_date: str) -> ClaimedParse | None:
+    """The gate's files of this arrival, now this process's alone; None when there are none (parse then)."""
     root = parsed_root()
-    folder = root / address(sha256, file_format)
     mine = root / f"{_CLAIMED}{uuid.uuid4().hex}"
     try:
-        os.rename(folder, mine)
+        os.rename(root / address(arrival.entry_id), mine)
     except OSError:
         return None
     try:
@@ -227,6 +223,8 @@ def claim(
         meta = {}
     expected = {
         "version": PARSE_VERSION,
+        "entry_id": arrival.entry_id,
+        "archive_key": arrival.archive_key,
         "rows": rows,
         "contract_version": contract_version,
         "partition_date": partition_date,
@@ -234,7 +232,11 @@ def claim(
     if any(meta.get(key) != value for key, value in expected.items()):
         shutil.rmtree(mine, ignore_errors=True)
         return None
-    return ClaimedParse(mine, meta)
+    try:
+        return ClaimedParse(mine, meta)
+    except (KeyError, TypeError, ValueError):
+        shutil.rmtree(mine, ignore_errors=True)
+        return None
 
 
 def _remove_stale(root: Path) -> None:

@@ -10,16 +10,19 @@ Each file is named after its archived arrival's ledger entry (``layout.derived_n
 upstream name alone: two names that slug alike (``crm part.csv``, ``crm_part.csv``) would otherwise
 write the same clean file, and a 250-character name would not fit a file name at all. The upstream name,
 archive key and ledger entry are in each Parquet file's key-value metadata (and in the asset's).
+
+Where the gate judged the file on this machine, it has already written these two files while it typed
+the rows (``processing.parsed``): clean checks they are of this very arrival and contract, and moves them
+in (a hard link on a local lake); otherwise it parses and types the archived file itself.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,43 +34,34 @@ from customer360.lake import layout
 from customer360.lake.ledger import Ledger, LedgerEntry, current_archive_versions
 from customer360.lake.store import LakeStore
 from customer360.lake.transfer import fetch_many, parquet_keys, scratch_dir
+from customer360.processing.clean_files import (
+    ARCHIVE_KEY_KEY,
+    CONTRACT_VERSION_KEY,
+    DATASET_KEY,
+    LEDGER_ENTRY_KEY,
+    SOURCE_NAME_KEY,
+    Arrival,
+    CleanFileWriter,
+    versioned_schema,
+)
 from customer360.processing.formats import StringBatches, detect_format
 from customer360.processing.parsed import claim
-from customer360.processing.standardize import BatchResult, ContractEvaluator, FileStats, evaluate_stream
+from customer360.processing.standardize import ContractEvaluator, FileStats, evaluate_stream
 
-PARQUET_COMPRESSION = "zstd"
-# No dictionary pages: most clean columns are near-unique (ids, timestamps, amounts), where pyarrow builds a
-# dictionary per column chunk only to fall back to plain pages; zstd compresses the few repetitive columns
-# (event type, direction, lineage) as well on its own. Measured on a 1M-row activity day: 35% less CPU to
-# write and 20% fewer bytes than with dictionaries.
-PARQUET_DICTIONARY = False
+__all__ = [
+    "ARCHIVE_KEY_KEY",
+    "CONTRACT_VERSION_KEY",
+    "DATASET_KEY",
+    "LEDGER_ENTRY_KEY",
+    "SOURCE_NAME_KEY",
+    "versioned_schema",
+    "clean_partition",
+    "read_clean",
+    "read_quarantine",
+    "query_quarantine",
+]
+
 PROGRESS_EVERY_ROWS = 1_000_000
-# Parquet key-value metadata on every clean file: which contract wrote it, readable from the footer alone.
-CONTRACT_VERSION_KEY = b"customer360.contract_version"
-DATASET_KEY = b"customer360.dataset"
-# Which archived arrival a clean or quarantine file holds: the upstream name as it arrived (its key only
-# carries a slug of it), the archive object read and the ledger entry that made it current.
-SOURCE_NAME_KEY = b"customer360.source_name"
-ARCHIVE_KEY_KEY = b"customer360.archive_key"
-LEDGER_ENTRY_KEY = b"customer360.ledger_entry"
-
-
-def versioned_schema(dataset: Dataset, source: LedgerEntry | None = None) -> pa.Schema:
-    """The clean schema, stamped with the contract (also in the ``_contract_version`` column of every row)
-    and, for one file, with the arrival it holds."""
-    return clean_schema(dataset).with_metadata(
-        {CONTRACT_VERSION_KEY: dataset.version.encode(), DATASET_KEY: dataset.name.encode(), **_lineage(source)}
-    )
-
-
-def _lineage(source: LedgerEntry | None) -> dict[bytes, bytes]:
-    if source is None:
-        return {}
-    return {
-        SOURCE_NAME_KEY: source.source_name.encode("utf-8", "surrogateescape"),
-        ARCHIVE_KEY_KEY: str(source.destination_key).encode("utf-8", "surrogateescape"),
-        LEDGER_ENTRY_KEY: source.entry_id.encode(),
-    }
 
 
 def clean_file_name(entry: LedgerEntry) -> str:
@@ -131,77 +125,55 @@ def clean_partition(store: LakeStore, dataset: Dataset, day: date, log: logging.
 
 
 def _clean_file(store: LakeStore, dataset: Dataset, day: date, entry: LedgerEntry, log: logging.Logger) -> CleanFile:
-    assert entry.destination_key is not None
-    archive_key, source_name, rows_archived = entry.destination_key, entry.source_name, entry.rows or 0
-    file_format = detect_format(source_name)
-    assert file_format is not None, f"archived file {archive_key} has no accepted extension"
-    stats = FileStats()
+    arrival = Arrival.of(entry)
     clean_key = layout.clean_prefix(dataset.name, day) + clean_file_name(entry)
     quarantine_key = layout.quarantine_prefix(dataset.name, day) + clean_file_name(entry)
-    with scratch_dir() as folder, contextlib.ExitStack() as stack:
-        # The gate's evaluation of these very bytes when this machine holds it (processing.parsed), else the archive's.
-        parsed = (
-            claim(
-                entry.sha256,
-                file_format,
-                entry.rows,
-                contract_version=dataset.version,
-                partition_date=day.isoformat(),
+    # The files the gate wrote of this very arrival while it judged it, when this machine holds them
+    # (processing.parsed); else the archive is parsed and typed here.
+    parsed = claim(arrival, entry.rows, contract_version=dataset.version, partition_date=day.isoformat())
+    if parsed is not None:
+        with parsed:
+            log.info("%s: moving the gate's clean files, not parsing the archive again", entry.source_name)
+            store.link_or_put(clean_key, parsed.clean_path)
+            if parsed.quarantine_path is not None:
+                store.link_or_put(quarantine_key, parsed.quarantine_path)
+            quarantined = quarantine_key if parsed.quarantine_path is not None else None
+            return CleanFile(
+                arrival.archive_key, clean_key, quarantined, entry.rows or 0, parsed.stats, entry.source_name
             )
-            if entry.sha256
-            else None
-        )
-        results: Iterable[BatchResult]
-        if parsed is not None:
-            stack.enter_context(parsed)
-            results, rescued_columns = parsed.results(archive_key), parsed.rescued_columns
-            log.info(
-                "%s: writing the gate's typed rows (%d batches), not parsing the archive again",
-                source_name,
-                parsed.count,
-            )
-        else:
-            (path,) = fetch_many(store, [archive_key], folder)
-            reader = StringBatches(path, file_format)
-            evaluator = ContractEvaluator(dataset, reader.read_header(), archive_key, day)
-            results = evaluate_stream(evaluator, reader)
-        clean_path, quarantine_path = folder / "clean.parquet", folder / "quarantine.parquet"
-        quarantine_writer: pq.ParquetWriter | None = None
-        started = time.perf_counter()
-        with pq.ParquetWriter(
-            clean_path,
-            versioned_schema(dataset, entry),
-            compression=PARQUET_COMPRESSION,
-            use_dictionary=PARQUET_DICTIONARY,
-        ) as writer:
-            logged = 0
-            for batch_result in results:
-                stats.add(batch_result)
-                assert batch_result.clean is not None and batch_result.quarantine is not None
-                writer.write_table(batch_result.clean)
-                if batch_result.quarantine.num_rows:
-                    if quarantine_writer is None:
-                        quarantine_writer = pq.ParquetWriter(
-                            quarantine_path,
-                            QUARANTINE_SCHEMA.with_metadata({**(QUARANTINE_SCHEMA.metadata or {}), **_lineage(entry)}),
-                            compression=PARQUET_COMPRESSION,
-                            use_dictionary=PARQUET_DICTIONARY,
-                        )
-                    quarantine_writer.write_table(batch_result.quarantine)
-                if stats.rows - logged >= PROGRESS_EVERY_ROWS:
-                    logged = stats.rows
-                    rate = stats.rows / max(time.perf_counter() - started, 1e-9)
-                    log.info("%s: %d rows typed (%.0f rows/s)", source_name, stats.rows, rate)
-        if parsed is None:
-            rescued_columns = evaluator.rescued_columns
-        stats.rescued_columns = rescued_columns
-        if quarantine_writer is not None:
-            quarantine_writer.close()
-        store.put_file(clean_key, clean_path)
-        if quarantine_writer is not None:
-            store.put_file(quarantine_key, quarantine_path)
-    quarantined = quarantine_key if quarantine_writer else None
-    return CleanFile(archive_key, clean_key, quarantined, rows_archived, stats, source_name)
+    with scratch_dir() as folder:
+        writer, stats = _type_archive(store, dataset, day, arrival, folder, log)
+        store.put_file(clean_key, writer.clean_path)
+        if writer.has_quarantine:
+            store.put_file(quarantine_key, writer.quarantine_path)
+    quarantined = quarantine_key if writer.has_quarantine else None
+    return CleanFile(arrival.archive_key, clean_key, quarantined, entry.rows or 0, stats, entry.source_name)
+
+
+def _type_archive(
+    store: LakeStore, dataset: Dataset, day: date, arrival: Arrival, folder: Path, log: logging.Logger
+) -> tuple[CleanFileWriter, FileStats]:
+    """Parse and type the archived file into ``folder``'s clean and quarantine files."""
+    file_format = detect_format(arrival.source_name)
+    assert file_format is not None, f"archived file {arrival.archive_key} has no accepted extension"
+    (path,) = fetch_many(store, [arrival.archive_key], folder)
+    reader = StringBatches(path, file_format)
+    evaluator = ContractEvaluator(dataset, reader.read_header(), arrival.archive_key, day)
+    stats = FileStats()
+    writer = CleanFileWriter(folder, dataset, arrival)
+    started, logged = time.perf_counter(), 0
+    try:
+        for result in evaluate_stream(evaluator, reader):
+            stats.add(result)
+            writer.write(result)
+            if stats.rows - logged >= PROGRESS_EVERY_ROWS:
+                logged = stats.rows
+                rate = stats.rows / max(time.perf_counter() - started, 1e-9)
+                log.info("%s: %d rows typed (%.0f rows/s)", arrival.source_name, stats.rows, rate)
+    finally:
+        writer.close()
+    stats.rescued_columns = evaluator.rescued_columns
+    return writer, stats
 
 
 def read_clean(store: LakeStore, dataset: Dataset, day: date) -> pa.Table:

@@ -69,6 +69,7 @@ from customer360.lake.store import (
     ObjectInfo,
 )
 from customer360.lake.transfer import LocalCopy, checksums, fetch
+from customer360.processing.clean_files import Arrival
 from customer360.processing.formats import SAMPLE_CHARS, detect_format
 from customer360.processing.inspect import ACTIONS, DEFAULT_ACTION, Verdict, inspect_file, reject
 from customer360.processing.parsed import ParseTee
@@ -314,22 +315,18 @@ def admit(
             verdict = reject(check, message, samples=[{"key": info.key}])
         else:
             assert copy is not None
-            file_format = detect_format(source_name)
+            # Where an accepted arrival of these bytes will be archived: the gate then writes its clean files
+            # while it types the rows, for clean to move in (processing.parsed). None: nothing new for clean.
+            planned = _planned_archive_key(store, book, dataset, day, source_name, copy)
             tee = (
-                ParseTee(
-                    copy.sha256,
-                    file_format,
-                    contract_version=dataset.version,
-                    partition_date=day.isoformat(),
-                    max_bad_share=dataset.max_bad_row_share,
-                )
-                if file_format
+                ParseTee(dataset, Arrival(source_name, planned, entry_id), partition_date=day.isoformat())
+                if planned is not None and detect_format(source_name)
                 else contextlib.nullcontext()
             )
             with tee as keep:
                 verdict = inspect_file(dataset, copy.path, source_name, day, copy.size, keep=keep)
                 if verdict.accepted and keep is not None:
-                    keep.publish()  # clean writes these rows instead of parsing and typing the archive again
+                    keep.publish()
 
         corrects = None
         report_key = None
@@ -430,12 +427,37 @@ def _write_versioned(store: LakeStore, key: str, copy: LocalCopy) -> str:
             existing = store.head(key)  # a concurrent writer won the race; compare below
     if existing is not None and _holds(store, key, existing, copy):
         return key
-    versioned = str(PurePosixPath(key).with_name(layout.version_name(PurePosixPath(key).name, copy.sha256)))
+    versioned = _version_key(key, copy)
     if store.head(versioned) is None:
         # Exists already only when an earlier run wrote the same content and crashed before its ledger entry.
         with contextlib.suppress(ObjectExistsError):
             store.link_or_put(versioned, copy.path, create_only=True)
     return versioned
+
+
+def _planned_archive_key(
+    store: LakeStore, book: DayLedger, dataset: Dataset, day: date, source_name: str, copy: LocalCopy
+) -> str | None:
+    """The archive key step 4 will give this arrival if it is accepted (None: a duplicate, archived nowhere).
+
+    The same decisions as step 4 (``DayLedger.judge``, then ``_write_versioned``) without writing: only a
+    concurrent gate run can make step 4 decide otherwise, and clean then finds the gate's files are not
+    of the arrival's archive object.
+    """
+    outcome, holding, _ = book.judge(source_name, copy.sha256)
+    if outcome == DUPLICATE:
+        return None
+    if holding is not None:
+        return holding.destination_key
+    key = layout.archive_key(dataset.name, day, source_name)
+    existing = store.head(key)
+    if existing is None or _holds(store, key, existing, copy):
+        return key
+    return _version_key(key, copy)
+
+
+def _version_key(key: str, copy: LocalCopy) -> str:
+    return str(PurePosixPath(key).with_name(layout.version_name(PurePosixPath(key).name, copy.sha256)))
 
 
 def _write_create_only(store: LakeStore, key: str, copy: LocalCopy) -> None:
