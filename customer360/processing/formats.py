@@ -468,10 +468,12 @@ class StringBatches:
         known = _KnownKeys()
         with ThreadPoolExecutor(max_workers=JSONL_PARSE_THREADS, thread_name_prefix="jsonl") as pool:
             pending: deque[Future[tuple[pa.RecordBatch, np.ndarray]]] = deque()
-            first_line = 1
+            first_line: Future[int] = Future()
+            first_line.set_result(1)
             for block in self._jsonl_blocks():
-                pending.append(pool.submit(_parse_jsonl_block, block, first_line, known))
-                first_line += block.count(b"\n")
+                next_first_line: Future[int] = Future()
+                pending.append(pool.submit(_parse_numbered_jsonl_block, block, first_line, next_first_line, known))
+                first_line = next_first_line
                 while len(pending) > JSONL_PARSE_THREADS or (pending and pending[0].done()):
                     yield from self._jsonl_batch(pending.popleft().result(), seen)
             while pending:
@@ -508,15 +510,16 @@ class StringBatches:
                     chunk, first = chunk.removeprefix(UTF8_BOM), False
                 if not chunk:
                     break
-                data = carry + chunk
-                cut = data.rfind(b"\n")
+                cut = chunk.rfind(b"\n")
                 if cut < 0:
-                    carry = data
+                    carry += chunk
                     if len(carry) > MAX_LINE_BYTES:
                         raise FormatError("line_too_long", f"a line is longer than {MAX_LINE_BYTES} bytes")
                     continue
-                carry = data[cut + 1 :]
-                yield _checked(data[: cut + 1])
+                # One copy of the block's bytes: the carried start of its first line and the chunk up to its last LF.
+                block = b"".join((carry, memoryview(chunk)[: cut + 1]))
+                carry = chunk[cut + 1 :]
+                yield _checked(block)
         if carry:
             yield _checked(carry + b"\n")
 
@@ -544,6 +547,20 @@ class _KnownKeys:
     def add(self, names: list[str]) -> None:
         with self._lock:
             self._names.extend(name for name in names if name not in self._names)
+
+
+def _parse_numbered_jsonl_block(
+    block: bytes, first_line: Future[int], next_first_line: Future[int], known: _KnownKeys
+) -> tuple[pa.RecordBatch, np.ndarray]:
+    """``_parse_jsonl_block`` once the previous block has said where this one starts; says where the next starts.
+
+    Counting a block's lines is a pass over its bytes: done here, on the parsing threads, rather than by the
+    reader between two reads. Blocks are taken in file order, so the previous block is already counting.
+    """
+    lines = block.count(b"\n")
+    start = first_line.result()
+    next_first_line.set_result(start + lines)
+    return _parse_jsonl_block(block, start, known)
 
 
 def _parse_jsonl_block(block: bytes, first_line: int, known: _KnownKeys) -> tuple[pa.RecordBatch, np.ndarray]:
@@ -924,21 +941,41 @@ def _jsonl_block_uniform(block: bytes, first_line: int) -> tuple[pa.Table, np.nd
     cells = 4 * np.arange(rows * width, dtype=np.int64).reshape(rows, width)
     if not _keys_spelled(a, key_open + 1, key_close, keys):
         return None
-    bare = _as_text(tokens.take(pa.array(cells[~is_string] + 2)))
-    if len(bare) and not pc.all(pc.match_substring_regex(bare, _BARE_VALUE)).as_py():
+    # A bare value starting with 'n' can only be null (empty); every other bare value is checked against
+    # JSON's grammar in its column, once the column is cut.
+    null = ~is_string & (a[value_start] == ord("n"))
+    if null.any() and not _spell_null(a, value_start[null], text_end[null]):
         return None
-    present = is_string.copy()
-    present[~is_string] = a[value_start[~is_string]] != ord("n")  # the only bare value starting with 'n' is null
+    present = ~null
     columns = []
     for j in range(width):
-        columns.append(_as_text(tokens.take(pa.array(cells[:, j] + 2, mask=~present[:, j]))))
+        column = _as_text(tokens.take(pa.array(cells[:, j] + 2, mask=null[:, j])))
+        bare = ~is_string[:, j] & present[:, j]
+        if bare.any() and not _bare_values_valid(column if bare.all() else column.filter(pa.array(bare))):
+            return None
+        columns.append(column)
     return pa.table(columns, names=keys), first_line + objects
+
+
+def _spell_null(a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> bool:
+    """Whether every span is exactly ``null``."""
+    if not (ends - starts == 4).all():
+        return False
+    return all((a[starts + k] == byte).all() for k, byte in enumerate(b"null"))
+
+
+def _bare_values_valid(values: pa.StringArray) -> bool:
+    """Whether every value is a JSON number or literal, spelled exactly as JSON allows."""
+    return bool(pc.all(pc.match_substring_regex(values, _BARE_VALUE)).as_py())
 
 
 def _keys_spelled(a: np.ndarray, key_start: np.ndarray, key_end: np.ndarray, keys: list[str]) -> bool:
     """Whether column j of every row spans exactly the bytes of ``keys[j]``: compared 8 bytes at a time."""
-    padded = np.concatenate([a, np.zeros(8, np.uint8)])  # a key's last word may read past the block's end
-    words = np.ndarray((len(a) + 1,), "<u8", padded.data, 0, (1,))  # words[i]: the 8 bytes from byte i
+    # words[i]: the 8 bytes from byte i. Only the last key of the last line can be near enough to the block's
+    # end for a word to run past it: then the block is copied with 8 bytes of padding.
+    if int(key_start[-1, -1]) + len(keys[-1].encode()) + 8 > len(a):
+        a = np.concatenate([a, np.zeros(8, np.uint8)])
+    words = np.ndarray((len(a) - 7,), "<u8", a.data, 0, (1,))
     for j, key in enumerate(keys):
         spelled = key.encode()
         if not (key_end[:, j] - key_start[:, j] == len(spelled)).all():
