@@ -35,6 +35,7 @@ PARQUET_COMPRESSION = "zstd"
 # back to plain pages. Measured on a 1M-row activity day: 35% less CPU to write than with dictionaries
 # everywhere, and 20% fewer bytes.
 DICTIONARY_COLUMNS = [SOURCE_FILE, CONTRACT_VERSION, PARTITION_COLUMN]
+QUARANTINE_ROW_GROUP_ROWS = 64 * 1024  # quarantined rows are gathered into row groups of about this many
 # Parquet key-value metadata on every clean file: which contract wrote it, readable from the footer alone.
 CONTRACT_VERSION_KEY = b"customer360.contract_version"
 DATASET_KEY = b"customer360.dataset"
@@ -91,6 +92,8 @@ class CleanFileWriter:
         self.arrival = arrival
         self._clean = _writer(self.clean_path, versioned_schema(dataset, arrival))
         self._quarantine: pq.ParquetWriter | None = None
+        self._held: list[pa.Table] = []  # quarantined rows not yet written
+        self._held_rows = 0
 
     @property
     def has_quarantine(self) -> bool:
@@ -102,11 +105,21 @@ class CleanFileWriter:
         if result.quarantine.num_rows:
             if self._quarantine is None:
                 self._quarantine = _writer(self.quarantine_path, quarantine_schema(self.arrival))
-            self._quarantine.write_table(result.quarantine)
+            # A batch quarantines a few dozen rows: written as they come, each would be a row group of its own.
+            self._held.append(result.quarantine)
+            self._held_rows += result.quarantine.num_rows
+            if self._held_rows >= QUARANTINE_ROW_GROUP_ROWS:
+                self._write_held()
+
+    def _write_held(self) -> None:
+        if self._held and self._quarantine is not None:
+            self._quarantine.write_table(pa.concat_tables(self._held), row_group_size=max(self._held_rows, 1))
+        self._held, self._held_rows = [], 0
 
     def close(self) -> None:
         self._clean.close()
         if self._quarantine is not None:
+            self._write_held()
             self._quarantine.close()
 
 

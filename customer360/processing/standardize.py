@@ -510,14 +510,14 @@ def _calendar_impossible(values: pa.Array, *, with_time: bool) -> pa.Array:
     offsets_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
     _, offsets_buffer, data_buffer = values.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=offsets_type)[values.offset : values.offset + rows + 1]
-    data = np.frombuffer(data_buffer, dtype=np.uint8).astype(np.int64)
+    data = np.frombuffer(data_buffer, dtype=np.uint8)  # digits are widened as they are read (``number``)
     start = offsets[where].astype(np.int64)
     end = offsets[where + 1].astype(np.int64)
 
     def number(at: np.ndarray, width: int) -> np.ndarray:
         out = np.zeros(len(at), dtype=np.int64)
         for k in range(width):
-            out = out * 10 + data[at + k] - 48
+            out = out * 10 + (data[at + k].astype(np.int64) - 48)
         return out
 
     year, month, day = number(start, 4), number(start + 5, 2), number(start + 8, 2)
