@@ -256,3 +256,32 @@ def test_a_clean_file_the_gate_cannot_write_ends_the_keeping_never_the_gate(
     assert not list(parsed_dir.iterdir())
     clean, quarantine, _ = cleaned(lake, "activity_logs")
     assert len(clean) + len(quarantine) == entry.rows == 600
+
+
+def test_an_archive_key_taken_while_the_file_was_read_is_decided_again_and_clean_types_the_archive(
+    lake: LakeStore, parsed_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate plans the archive key before it reads a file; another gate run archiving other bytes under that
+    name meanwhile makes the arrival a version beside them, and the clean files planned for the name are not used."""
+    from customer360.steps import gate
+
+    key = f"archive/activity_logs/{DAY}/usage.jsonl"
+    theirs = activity_jsonl(50, seed=9)
+    judged = gate.inspect_file
+
+    def another_run_archives_first(*args: object, **kwargs: object) -> object:
+        lake.put_bytes(key, theirs, create_only=True)
+        return judged(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gate, "inspect_file", another_run_archives_first)
+    lake.put_bytes(f"raw/activity_logs/{DAY}/usage.jsonl", activity_jsonl(300))
+
+    assert not run_gate(lake, ACTIVITY, DAY).errors
+
+    (entry,) = Ledger(lake).entries("activity_logs", DAY)
+    assert entry.outcome == ARCHIVED and entry.destination_key not in (None, key)
+    assert lake.read_bytes(key) == theirs, "the other run's archive object is untouched"
+    clean, quarantine, _ = cleaned(lake, "activity_logs")
+    assert len(clean) + len(quarantine) == entry.rows == 300
+    assert {row["_source_file"] for row in clean} == {entry.destination_key}
+    assert not list(parsed_dir.iterdir()), "the files planned for the name were dropped, not used"

@@ -304,6 +304,7 @@ def admit(
         if recorded is not None:
             return _file_outcome(info.key, recorded, _delete_admitted(store, info.key, source.etag))
 
+        plan: ArchivePlan | None = None
         if not_regular is not None:
             verdict = reject(
                 NOT_REGULAR,
@@ -315,12 +316,12 @@ def admit(
             verdict = reject(check, message, samples=[{"key": info.key}])
         else:
             assert copy is not None
-            # Where an accepted arrival of these bytes will be archived: the gate then writes its clean files
-            # while it types the rows, for clean to move in (processing.parsed). None: nothing new for clean.
-            planned = _planned_archive_key(store, book, dataset, day, source_name, copy)
+            # Where an accepted arrival of these bytes will be archived, decided before the file is read: the
+            # gate then writes its clean files while it types the rows, for clean to move in (processing.parsed).
+            plan = _plan_archive(store, book, dataset, day, source_name, copy)
             tee = (
-                ParseTee(dataset, Arrival(source_name, planned, entry_id), partition_date=day.isoformat())
-                if planned is not None and detect_format(source_name)
+                ParseTee(dataset, Arrival(source_name, plan.key, entry_id), partition_date=day.isoformat())
+                if plan.outcome != DUPLICATE and detect_format(source_name)
                 else contextlib.nullcontext()
             )
             with tee as keep:
@@ -332,14 +333,12 @@ def admit(
         report_key = None
         destination: str | None
         if verdict.accepted:
-            assert dataset is not None and day is not None and copy is not None
-            outcome, holding, superseded = book.judge(source_name, copy.sha256)
-            if outcome == DUPLICATE or holding is not None:
-                assert holding is not None
-                destination = holding.destination_key  # the archive object that already holds these bytes
-            else:
-                destination = _write_versioned(store, layout.archive_key(dataset.name, day, source_name), copy)
-            corrects = superseded.destination_key if superseded is not None else None
+            assert dataset is not None and day is not None and copy is not None and plan is not None
+            outcome = plan.outcome
+            destination = plan.key
+            if not plan.written:
+                destination = _write_planned(store, plan.key, layout.archive_key(dataset.name, day, source_name), copy)
+            corrects = plan.superseded.destination_key if plan.superseded is not None else None
         else:
             outcome = REJECTED
             rejected = layout.rejected_key(dataset.name if dataset else None, day, entry_id, source_name)
@@ -435,25 +434,46 @@ def _write_versioned(store: LakeStore, key: str, copy: LocalCopy) -> str:
     return versioned
 
 
-def _planned_archive_key(
-    store: LakeStore, book: DayLedger, dataset: Dataset, day: date, source_name: str, copy: LocalCopy
-) -> str | None:
-    """The archive key step 4 will give this arrival if it is accepted (None: a duplicate, archived nowhere).
+@dataclass(frozen=True)
+class ArchivePlan:
+    """What step 4 does with an arrival if it is accepted, decided once, before the file is read.
 
-    The same decisions as step 4 (``DayLedger.judge``, then ``_write_versioned``) without writing: only a
-    concurrent gate run can make step 4 decide otherwise, and clean then finds the gate's files are not
-    of the arrival's archive object.
+    ``key`` is the archive object its bytes will be read from; ``written`` says that object holds them
+    already (a duplicate's or a revert's current entry, or a run that crashed after its copy): archive
+    objects never change, so that stays true. Only a concurrent gate run can make the planned write find
+    its key taken, and step 4 then decides again (``_write_planned``).
     """
-    outcome, holding, _ = book.judge(source_name, copy.sha256)
-    if outcome == DUPLICATE:
-        return None
-    if holding is not None:
-        return holding.destination_key
+
+    outcome: str  # DUPLICATE or ARCHIVED (``DayLedger.judge``)
+    key: str
+    written: bool
+    superseded: LedgerEntry | None = None
+
+
+def _plan_archive(
+    store: LakeStore, book: DayLedger, dataset: Dataset, day: date, source_name: str, copy: LocalCopy
+) -> ArchivePlan:
+    """``DayLedger.judge``, then the archive key: the name itself, or a version beside other bytes holding it."""
+    outcome, holding, superseded = book.judge(source_name, copy.sha256)
+    if holding is not None:  # the bytes are archived already: a duplicate, or a revert to an earlier version
+        assert holding.destination_key is not None
+        return ArchivePlan(outcome, holding.destination_key, True, superseded)
     key = layout.archive_key(dataset.name, day, source_name)
     existing = store.head(key)
-    if existing is None or _holds(store, key, existing, copy):
-        return key
-    return _version_key(key, copy)
+    if existing is None:
+        return ArchivePlan(outcome, key, False, superseded)
+    if _holds(store, key, existing, copy):
+        return ArchivePlan(outcome, key, True, superseded)
+    return ArchivePlan(outcome, _version_key(key, copy), False, superseded)
+
+
+def _write_planned(store: LakeStore, planned: str, key: str, copy: LocalCopy) -> str:
+    """Write the copy under its planned archive key (create-only); taken meanwhile, decide again from ``key``."""
+    try:
+        store.link_or_put(planned, copy.path, create_only=True)
+        return planned
+    except ObjectExistsError:
+        return _write_versioned(store, key, copy)
 
 
 def _version_key(key: str, copy: LocalCopy) -> str:
