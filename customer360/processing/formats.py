@@ -949,11 +949,10 @@ def _jsonl_block_uniform(block: bytes, first_line: int) -> tuple[pa.Table, np.nd
     null = ~is_string & (a[value_start] == ord("n"))
     if null.any() and not _spell_null(a, value_start[null], text_end[null]):
         return None
-    present = ~null
     columns = []
     for j in range(width):
         column = _as_text(tokens.take(pa.array(cells[:, j] + 2)), null[:, j])
-        bare = ~is_string[:, j] & present[:, j]
+        bare = ~is_string[:, j] & ~null[:, j]
         if bare.any() and not _bare_values_valid(column if bare.all() else column.filter(pa.array(bare))):
             return None
         columns.append(column)

@@ -120,10 +120,7 @@ class ParseTee:
 
     def keep(self, result: BatchResult) -> None:
         """Keep one evaluated batch (in file order); a batch evaluated for counts only ends the keeping."""
-        if not self.active:
-            self._discard()
-            return
-        if result.clean is None or result.quarantine is None:
+        if not self.active or result.clean is None or result.quarantine is None:
             self._discard()
             return
         self.stats.add(result)

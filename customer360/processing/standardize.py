@@ -614,10 +614,15 @@ def _trimmed_or_null(raw: pa.Array) -> pa.Array:
     if trimmed.null_count:
         present = pc.and_(present, pc.is_valid(trimmed))
     if trimmed.offset == 0 and present.offset == 0 and pa.types.is_string(trimmed.type):
-        # Same offsets and characters, new validity bitmap: no copy of the strings.
-        _, offsets, data = trimmed.buffers()
-        return pa.Array.from_buffers(pa.string(), len(trimmed), [present.buffers()[1], offsets, data])
+        return _valid_where(trimmed, present.buffers()[1])
     return pc.if_else(present, trimmed, pa.scalar(None, pa.string()))
+
+
+def _valid_where(strings: pa.Array, bitmap: pa.Buffer) -> pa.Array:
+    """``strings`` null where ``bitmap`` (counted from the buffers' start) says: same offsets and characters,
+    a new validity bitmap, no copy of the strings."""
+    _, offsets, data = strings.buffers()
+    return pa.Array.from_buffers(pa.string(), len(strings), [bitmap, offsets, data], offset=strings.offset)
 
 
 def _untrimmed_or_null(raw: pa.Array) -> pa.Array | None:
@@ -630,7 +635,7 @@ def _untrimmed_or_null(raw: pa.Array) -> pa.Array | None:
     """
     if not pa.types.is_string(raw.type) or not len(raw):
         return None
-    validity, offsets_buffer, data_buffer = raw.buffers()
+    _, offsets_buffer, data_buffer = raw.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[raw.offset : raw.offset + len(raw) + 1]
     starts, ends = offsets[:-1], offsets[1:]
     filled = ends > starts
@@ -642,8 +647,7 @@ def _untrimmed_or_null(raw: pa.Array) -> pa.Array | None:
     present = filled if not raw.null_count else filled & pc.is_valid(raw).to_numpy(zero_copy_only=False)
     if raw.offset:  # the bitmap, like the offsets and data, counts from the buffers' start
         present = np.concatenate((np.zeros(raw.offset, dtype=bool), present))
-    bitmap = pa.py_buffer(np.packbits(present, bitorder="little"))
-    return pa.Array.from_buffers(pa.string(), len(raw), [bitmap, offsets_buffer, data_buffer], offset=raw.offset)
+    return _valid_where(raw, pa.py_buffer(np.packbits(present, bitorder="little")))
 
 
 def _constant(value: object, type_: pa.DataType, rows: int) -> pa.Array:
