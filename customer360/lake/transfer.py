@@ -12,7 +12,9 @@ Local file names are fixed or derived from a hash of the key, never the key itse
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 import tempfile
 import threading
@@ -120,7 +122,28 @@ def fetch(store: LakeStore, key: str, folder: Path) -> LocalCopy:
         finally:
             follower.copied.set()
         size, sha = hashed.result()
+    _write_back_behind(path)
     return LocalCopy(path, size, sha, None, source)
+
+
+def _write_back_behind(path: Path) -> None:
+    """Start putting the snapshot on disk now, on a thread of its own, while the gate validates it.
+
+    Publishing it (``LocalLakeStore.link_file``) must fsync it first; a gigabyte copy still in the page
+    cache then waits for the disk in one go (measured: 0.5-1 s idle per 2.4 GB on this machine's disk at
+    the end of the gate). Flushed meanwhile, that fsync finds almost nothing left to write. A snapshot
+    deleted before the flush ends (a rejected or duplicate file) only ends the flush.
+    """
+
+    def flush() -> None:
+        with contextlib.suppress(OSError):
+            descriptor = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+
+    threading.Thread(target=flush, name="snapshot-write-back", daemon=True).start()
 
 
 class _GrowingFileHash:
