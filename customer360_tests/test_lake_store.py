@@ -124,6 +124,49 @@ def test_fetch_checksums_the_snapshot_it_copies(lake: LakeStore, size: int) -> N
         assert copy.md5 == hashlib.md5(data).hexdigest()  # what an S3 ETag is compared with
 
 
+@pytest.mark.parametrize("kernel_copy", [True, False], ids=["copy_file_range", "read-write"])
+def test_a_raw_snapshot_lets_go_of_the_raw_cache_chunk_by_chunk_and_copies_every_byte(
+    local_lake: LocalLakeStore, monkeypatch: pytest.MonkeyPatch, kernel_copy: bool
+) -> None:
+    """The copy releases each copied range of the raw file from the page cache (its pages are reused by the
+    snapshot's), whichever way the kernel copies, and the snapshot is still every byte of the raw file."""
+    import errno
+    import hashlib
+
+    from customer360.lake import local
+
+    monkeypatch.setattr(local, "_KERNEL_COPY_CHUNK", 4096)
+    monkeypatch.setattr(local, "_COPY_CHUNK", 4096)
+    if not kernel_copy:
+
+        def unsupported(*args: object) -> int:
+            raise OSError(errno.ENOSYS, "copy_file_range not supported here")
+
+        monkeypatch.setattr(os, "copy_file_range", unsupported)
+    released: list[tuple[int, int]] = []
+    advise = os.posix_fadvise
+
+    def recording(descriptor: int, offset: int, length: int, advice: int) -> None:
+        if advice == os.POSIX_FADV_DONTNEED:
+            released.append((offset, length))
+        advise(descriptor, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", recording)
+    data = os.urandom(5 * 4096 + 7)
+    key = "raw/activity_logs/2024-01-01/usage.jsonl"
+    local_lake.put_bytes(key, data)
+    released.clear()
+    with local_lake.scratch_dir() as folder:
+        copy = transfer.fetch(local_lake, key, folder)
+        assert copy.path.read_bytes() == data
+    assert copy.sha256 == hashlib.sha256(data).hexdigest()
+    covered = 0
+    for offset, length in released:
+        assert offset == covered, f"released {released}: not one range after another"
+        covered += length
+    assert covered == len(data) and len(released) == 6
+
+
 def test_fetch_of_what_cannot_be_copied_raises_and_leaves_no_hash_waiting(local_lake: LocalLakeStore) -> None:
     from customer360.lake.store import NotRegularObjectError
 
