@@ -40,7 +40,10 @@ SUPPORTED_EXTENSIONS = (".csv.gz", ".jsonl.gz", ".csv", ".jsonl")
 # Reasons a reader raises for bytes that are not text of the declared encoding (scan_bytes names each one).
 BYTE_LEVEL_REASONS = frozenset({"nul_bytes", "not_utf8", "line_too_long", "corrupt_compression"})
 CSV_BLOCK_BYTES = 4 << 20  # measured: 4 MiB blocks parse fastest here (1 MiB and 16 MiB are slower)
-JSONL_BLOCK_BYTES = 4 << 20  # ~18,000 activity events per block
+# ~35,000 activity events per block. Measured on a 10M-row day (gate + clean, 2 cores): 8 MiB blocks take
+# 7% less time than 4 MiB (half the per-block calls, half the thread hand-offs) for ~110 MB more peak RSS;
+# 16 MiB blocks outgrow what glibc's malloc keeps in its heaps and fault ten times as many pages.
+JSONL_BLOCK_BYTES = 8 << 20
 JSONL_PARSE_THREADS = 2
 # No record of any contract comes near this; a longer physical line is a broken export, not data.
 MAX_LINE_BYTES = 1 << 20
