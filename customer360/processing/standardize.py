@@ -66,7 +66,7 @@ TIMESTAMP_SHAPE = (
 # Digits of the largest int64 and of the magnitude of the smallest: compared as text, never parsed.
 _INT64_MAX_DIGITS = "9223372036854775807"
 _INT64_MIN_DIGITS = "9223372036854775808"
-_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int16)
 _JSON_CONTROL = r"[\x00-\x1f]"
 _SPACE_OR_CONTROL, _NOT_ASCII = 0x20, 0x80  # a value ending in such a byte may have something to trim
 SAMPLE_ROWS = 20
@@ -282,16 +282,17 @@ class ContractEvaluator:
     def _clean_table(
         self, batch: pa.RecordBatch, typed: dict[str, pa.Array], lines: pa.Array, good: pa.Array | None, rows: int
     ) -> pa.Table:
-        lineage = {
+        varying = {**typed, SOURCE_LINE: lines, RESCUED_DATA: self._rescued_data(batch, rows)}
+        if good is not None:  # only the columns that vary are filtered; the lineage constants are built to size
+            varying = dict(zip(varying, pa.table(varying).filter(good).columns, strict=True))
+            rows = len(varying[SOURCE_LINE])
+        constants = {
             PARTITION_COLUMN: _constant(self.partition_date, pa.date32(), rows),
             SOURCE_FILE: _constant(self.source_file, pa.string(), rows),
-            SOURCE_LINE: lines,
             CONTRACT_VERSION: _constant(self.dataset.version, pa.string(), rows),
-            RESCUED_DATA: self._rescued_data(batch, rows),
         }
-        columns = [typed[f.name] if f.name in typed else lineage[f.name] for f in self._schema]
-        table = pa.Table.from_arrays(columns, schema=self._schema)
-        return table if good is None else table.filter(good)
+        columns = [varying[f.name] if f.name in varying else constants[f.name] for f in self._schema]
+        return pa.Table.from_arrays(columns, schema=self._schema)
 
     def _rescued_data(self, batch: pa.RecordBatch, rows: int) -> pa.Array:
         """Fields the contract does not know yet, kept as one JSON object per row, never dropped.
@@ -339,20 +340,36 @@ class _Verdicts(NamedTuple):
 def _first_rules(
     violations: list[Violation], raw_values: dict[str, pa.Array], where: pa.Array, count: int
 ) -> _Verdicts:
-    """Work on the bad rows only, one vectorized pass per rule some row broke."""
-    rule = pa.nulls(count, pa.string())
-    column = pa.nulls(count, pa.string())
-    value = pa.nulls(count, pa.string())
-    violation_count = pa.array(np.zeros(count, dtype=np.int32))
-    for violation in violations:
-        mask = pc.take(violation.mask, where)
-        first = pc.and_(mask, pc.is_null(rule))
-        rule = pc.if_else(first, pa.scalar(violation.rule), rule)
-        column = pc.if_else(first, pa.scalar(violation.column, pa.string()), column)
-        if violation.column in raw_values:
-            value = pc.if_else(first, pc.take(raw_values[violation.column], where), value)
-        violation_count = pc.add(violation_count, pc.cast(mask, pa.int32()))
-    return _Verdicts(rule, column, value, violation_count)
+    """Work on the bad rows only: which rules each one broke (a rules x bad rows matrix in numpy), the first
+    of them in the order the rules were found, and its offending value (one take per column)."""
+    at = where.to_numpy()
+    broken = np.stack([_bools(pc.take(violation.mask, where)) for violation in violations])
+    first = pa.array(broken.argmax(axis=0).astype(np.int32))
+    rule = pc.take(pa.array([v.rule for v in violations], pa.string()), first)
+    column = pc.take(pa.array([v.column for v in violations], pa.string()), first)
+    # The offending value: taken from each column some row's first rule names, then put in row order.
+    names = [v.column for v in violations]
+    first_column = np.array([names.index(name) for name in names])[broken.argmax(axis=0)]
+    pieces: list[pa.Array] = []
+    placed: list[np.ndarray] = []
+    for index, name in enumerate(names):
+        rows = np.flatnonzero(first_column == index)
+        if not len(rows) or name not in raw_values:
+            continue
+        pieces.append(pc.take(raw_values[name], pa.array(at[rows])).cast(pa.string()))
+        placed.append(rows)
+    gathered = pa.concat_arrays([*pieces, pa.nulls(1, pa.string())])
+    order = np.full(count, len(gathered) - 1, dtype=np.int64)  # the trailing null: a rule without a value
+    if placed:
+        positions = np.concatenate(placed)
+        order[positions] = np.arange(len(positions))
+    value = pc.take(gathered, pa.array(order))
+    return _Verdicts(rule, column, value, pa.array(broken.sum(axis=0, dtype=np.int32)))
+
+
+def _bools(mask: pa.Array) -> np.ndarray:
+    """A boolean mask as numpy; null (a rule that could not be judged) is False."""
+    return (pc.fill_null(mask, False) if mask.null_count else mask).to_numpy(zero_copy_only=False)
 
 
 def evaluate_stream(
@@ -510,31 +527,30 @@ def _calendar_impossible(values: pa.Array, *, with_time: bool) -> pa.Array:
     offsets_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
     _, offsets_buffer, data_buffer = values.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=offsets_type)[values.offset : values.offset + rows + 1]
-    data = np.frombuffer(data_buffer, dtype=np.uint8)  # digits are widened as they are read (``number``)
-    start = offsets[where].astype(np.int64)
-    end = offsets[where + 1].astype(np.int64)
+    data = np.frombuffer(data_buffer, dtype=np.uint8)
+    start = offsets[where].astype(np.intp)
+    end = offsets[where + 1].astype(np.intp)
 
-    def number(at: np.ndarray, width: int) -> np.ndarray:
-        out = np.zeros(len(at), dtype=np.int64)
-        for k in range(width):
-            out = out * 10 + (data[at + k].astype(np.int64) - 48)
-        return out
+    def two(at: np.ndarray) -> np.ndarray:
+        """The two-digit numbers at ``at``, in 16 bits (the digits are the shape's: never more than 99)."""
+        return data[at].astype(np.int16) * 10 + data[at + 1] - 11 * ord("0")
 
-    year, month, day = number(start, 4), number(start + 5, 2), number(start + 8, 2)
+    year = two(start).astype(np.int32) * 100 + two(start + 2)
+    month, day = two(start + 5), two(start + 8)
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
     month_ok = (month >= 1) & (month <= 12)
     days = _DAYS_IN_MONTH[np.where(month_ok, month, 0)] + ((month == 2) & leap)
     ok = month_ok & (day >= 1) & (day <= days)
     if with_time:
-        ok &= (number(start + 11, 2) <= 23) & (number(start + 14, 2) <= 59)
+        ok &= (two(start + 11) <= 23) & (two(start + 14) <= 59)
         has_seconds = data[start + 16] == ord(":")
-        ok &= ~has_seconds | (number(np.where(has_seconds, start + 17, start), 2) <= 59)
+        ok &= ~has_seconds | (two(np.where(has_seconds, start + 17, start)) <= 59)
         # Zone: Z, +HH:MM (':' three from the end), +HH (sign three from the end) or +HHMM.
         third_last = data[end - 3]
         colon = third_last == ord(":")
         hours_only = (third_last == ord("+")) | (third_last == ord("-"))
-        zone_hours = number(np.where(colon, end - 5, np.where(hours_only, end - 2, end - 4)), 2)
-        zone_minutes = np.where(hours_only, 0, number(end - 2, 2))
+        zone_hours = two(np.where(colon, end - 5, np.where(hours_only, end - 2, end - 4)))
+        zone_minutes = np.where(hours_only, 0, two(end - 2))
         ok &= (data[end - 1] == ord("Z")) | ((zone_hours <= 23) & (zone_minutes <= 59))
     impossible[where] = ~ok
     return pa.array(impossible)
