@@ -284,8 +284,8 @@ class ContractEvaluator:
     ) -> pa.Table:
         varying = {**typed, SOURCE_LINE: lines, RESCUED_DATA: self._rescued_data(batch, rows)}
         if good is not None:  # only the columns that vary are filtered; the lineage constants are built to size
-            varying = dict(zip(varying, pa.table(varying).filter(good).columns, strict=True))
-            rows = len(varying[SOURCE_LINE])
+            kept = pa.table(varying).filter(good)
+            varying, rows = dict(zip(kept.column_names, kept.columns, strict=True)), kept.num_rows
         constants = {
             PARTITION_COLUMN: _constant(self.partition_date, pa.date32(), rows),
             SOURCE_FILE: _constant(self.source_file, pa.string(), rows),
@@ -344,25 +344,22 @@ def _first_rules(
     of them in the order the rules were found, and its offending value (one take per column)."""
     at = where.to_numpy()
     broken = np.stack([_bools(pc.take(violation.mask, where)) for violation in violations])
-    first = pa.array(broken.argmax(axis=0).astype(np.int32))
-    rule = pc.take(pa.array([v.rule for v in violations], pa.string()), first)
-    column = pc.take(pa.array([v.column for v in violations], pa.string()), first)
-    # The offending value: taken from each column some row's first rule names, then put in row order.
+    first = broken.argmax(axis=0)
     names = [v.column for v in violations]
-    first_column = np.array([names.index(name) for name in names])[broken.argmax(axis=0)]
+    rule = pc.take(pa.array([v.rule for v in violations], pa.string()), pa.array(first))
+    column = pc.take(pa.array(names, pa.string()), pa.array(first))
+    # The offending value: taken from each column some row's first rule names, then put in row order.
+    first_column = np.array([names.index(name) for name in names])[first]
     pieces: list[pa.Array] = []
     placed: list[np.ndarray] = []
-    for index, name in enumerate(names):
-        rows = np.flatnonzero(first_column == index)
-        if not len(rows) or name not in raw_values:
-            continue
+    for name in dict.fromkeys(name for name in names if name in raw_values):
+        rows = np.flatnonzero(first_column == names.index(name))
         pieces.append(pc.take(raw_values[name], pa.array(at[rows])).cast(pa.string()))
         placed.append(rows)
     gathered = pa.concat_arrays([*pieces, pa.nulls(1, pa.string())])
     order = np.full(count, len(gathered) - 1, dtype=np.int64)  # the trailing null: a rule without a value
-    if placed:
-        positions = np.concatenate(placed)
-        order[positions] = np.arange(len(positions))
+    positions = np.concatenate([*placed, np.zeros(0, np.int64)])
+    order[positions] = np.arange(len(positions))
     value = pc.take(gathered, pa.array(order))
     return _Verdicts(rule, column, value, pa.array(broken.sum(axis=0, dtype=np.int32)))
 
